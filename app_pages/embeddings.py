@@ -1,0 +1,90 @@
+"""Embeddings: every character's learned vector in 2-D, replayed over training, with nearest neighbours."""
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import analysis, charts, state
+
+st.title("Character embeddings")
+run = state.current_run()
+if run.job is None:
+    st.info("Train a model first (sidebar: **Start**): its embedding table C is shown here.")
+    st.stop()
+
+job = run.job
+snaps = job.snapshot().embeddings
+labels = list(job.dataset.vocab.itos)
+dim = snaps[-1].weights.shape[1]
+st.caption(
+    f"Run {run.job_label}: {len(labels)} characters × {dim} dimensions. {len(snaps)} snapshots of C so far "
+    "(taken evenly over the run); the page picks up new ones whenever you interact with it."
+)
+
+mode = "raw"
+if dim > 2:
+    mode = st.radio(
+        "Projection",
+        ["pca", "raw"],
+        format_func={"pca": "PCA to 2-D", "raw": "Two raw dimensions"}.get,
+        key="emb_mode",
+        horizontal=True,
+        help="PCA is fitted once on the latest snapshot and reused for every snapshot, so the replay is stable.",
+    )
+if mode == "raw" and dim >= 2:
+    for key in ("emb_dim_x", "emb_dim_y"):
+        if st.session_state.get(key, 0) >= dim:  # a new run with a smaller embedding
+            del st.session_state[key]
+    c1, c2 = st.columns(2)
+    dx = c1.selectbox("x: dimension", range(dim), index=0, key="emb_dim_x")
+    dy = c2.selectbox("y: dimension", range(dim), index=1, key="emb_dim_y")
+
+steps = [s.step for s in snaps]
+if st.session_state.get("emb_step") not in steps:
+    st.session_state["emb_step"] = steps[-1]  # new run, or snapshots thinned out: show the latest
+step = st.select_slider(
+    "Snapshot (training step)",
+    options=steps,
+    key="emb_step",
+    format_func=lambda s: f"{s:,}",
+    help="Drag to replay how the clusters form during training",
+)
+chosen = snaps[steps.index(step)]
+
+if mode == "pca":
+    basis = analysis.pca_basis(snaps[-1].weights)
+    all_points = [basis.project(s.weights) for s in snaps]
+    x_title = f"PC1 ({basis.explained[0]:.0%} of variance)"
+    y_title = f"PC2 ({basis.explained[1]:.0%} of variance)"
+elif dim >= 2:
+    all_points = [s.weights[:, [dx, dy]] for s in snaps]
+    x_title, y_title = f"dimension {dx}", f"dimension {dy}"
+else:  # a 1-D embedding: spread along x only
+    all_points = [np.column_stack([s.weights[:, 0], np.zeros(len(labels))]) for s in snaps]
+    x_title, y_title = "dimension 0", "(1-D embedding)"
+x_range, y_range = analysis.axis_ranges(all_points)
+fig = charts.embedding_figure(
+    all_points[steps.index(step)],
+    labels,
+    x_title=x_title,
+    y_title=y_title,
+    x_range=x_range,
+    y_range=y_range,
+    title=f"Character embeddings at step {step:,}",
+)
+st.plotly_chart(fig, key="embedding_chart", config={"displaylogo": False})
+
+st.subheader("Nearest neighbours")
+if st.session_state.get("emb_char") not in labels:
+    st.session_state["emb_char"] = labels[1] if len(labels) > 1 else labels[0]  # a new run with another vocabulary
+c1, c2 = st.columns([1, 3])
+char = c1.selectbox("Character", labels, format_func=analysis.display_char, key="emb_char")
+k = c1.number_input("How many neighbours", 1, len(labels) - 1, min(5, len(labels) - 1), key="emb_k")
+nn = analysis.nearest_neighbours(chosen.weights, labels, char, k)
+c2.dataframe(
+    pd.DataFrame(
+        {"character": [analysis.display_char(c) for c, _ in nn], "cosine similarity": [s for _, s in nn]}
+    ).style.format({"cosine similarity": "{:.3f}"}),
+    hide_index=True,
+)
+c2.caption(f"By cosine similarity of the full {dim}-dimensional vectors at step {step:,} (not the 2-D picture).")

@@ -1,0 +1,87 @@
+"""LR sweep: the lecture's learning-rate range test, run in the background, with a suggested learning rate."""
+
+import streamlit as st
+
+from dashboard import charts, datasets, state
+from mlp_core.data import DatasetError
+from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED, BackgroundTask
+from mlp_core.lr_sweep import lr_range_test
+from mlp_core.registry import CapacityError
+
+st.title("Learning-rate range test")
+st.markdown(
+    "From a fresh init, take one minibatch step per candidate learning rate, with the rate growing "
+    "exponentially (the lecture: 1,000 steps from 10⁻³ to 10⁰), and record each step's loss. The loss "
+    "falls, flattens, then blows up once the rate is too large; a good rate sits at the bottom of the valley. "
+    "It uses the sidebar's dataset, model, optimizer and batch size."
+)
+run = state.current_run()
+settings = state.current_settings()
+
+c1, c2, c3 = st.columns(3)
+lo = c1.number_input("From log10(lr)", min_value=-8.0, max_value=1.0, value=-3.0, step=0.5, key="sweep_from")
+hi = c2.number_input("To log10(lr)", min_value=-7.0, max_value=2.0, value=0.0, step=0.5, key="sweep_to")
+num = c3.number_input("Steps (one per lr)", min_value=20, max_value=5000, value=1000, step=100, key="sweep_steps")
+
+sweep = run.sweep
+running = sweep is not None and sweep.progress.status == RUNNING
+b1, b2 = st.columns([1, 4])
+if b1.button("Run LR sweep", key="btn_sweep", type="primary", disabled=running):
+    if lo >= hi:
+        st.error("'From' must be below 'To'.")
+    else:
+        cfg = settings.config
+        try:
+            ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run)
+            task = BackgroundTask(lambda report: lr_range_test(cfg, ds, lo, hi, int(num), progress=report))
+            state.registry().start_sweep(run.run_id, task, cfg)
+            sweep, running = task, True
+        except (DatasetError, CapacityError, ValueError, RuntimeError) as exc:
+            st.error(str(exc))
+if b2.button("Cancel", key="btn_sweep_cancel", disabled=not running):
+    sweep.cancel()
+    running = False
+
+
+def use_lr(lr: float) -> None:
+    """Put the suggested lr into the sidebar (and so into the URL on this rerun)."""
+    st.session_state[state.HP + "lr"] = lr
+    st.session_state["sweep_lr_used"] = lr
+
+
+def progress_view(run_id: str) -> None:
+    """The sweep's progress and partial curve; re-runs itself until the sweep ends."""
+    run = state.run_by_id(run_id)
+    if run is None or run.sweep is None:
+        return
+    p = run.sweep.progress
+    st.progress(p.fraction, text=f"Sweeping… {p.done:,} / {p.total:,} steps")
+    if p.partial is not None:
+        exps, losses = p.partial
+        st.plotly_chart(charts.lr_sweep_figure(exps, losses), key="sweep_chart", config={"displaylogo": False})
+    if p.status != RUNNING:
+        st.rerun()
+
+
+if running:
+    st.fragment(progress_view, run_every=0.5)(run.run_id)
+elif sweep is not None:
+    p = sweep.progress
+    if p.status == FINISHED and sweep.result is not None:
+        r = sweep.result
+        st.plotly_chart(
+            charts.lr_sweep_figure(r.exponents, r.losses, r.smoothed, r.suggested_exponent),
+            key="sweep_chart",
+            config={"displaylogo": False},
+        )
+        lr = float(f"{r.suggested_lr:.3g}")
+        st.success(f"Suggested learning rate: **{lr:g}** (10^{r.suggested_exponent:.2f}). Rule: {r.rule}.")
+        if run.sweep_config is not None:
+            st.caption(f"Swept with: {charts.run_caption(run.sweep_config)}, init {run.sweep_config.init}.")
+        st.button("Use this LR", key="btn_use_lr", type="primary", on_click=use_lr, args=(lr,))
+        if st.session_state.get("sweep_lr_used") == lr and st.session_state.get(state.HP + "lr") == lr:
+            st.info(f"The sidebar's learning rate is now {lr:g}: press **Start** to train with it.")
+    elif p.status == ERROR:
+        st.error(f"The sweep failed: {p.message}")
+    elif p.status == STOPPED:
+        st.warning("The sweep was cancelled.")

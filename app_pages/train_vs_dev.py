@@ -1,0 +1,116 @@
+"""Train vs dev: is the model under- or overfitting? Losses over time, final full-split numbers, all runs compared."""
+
+import math
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, state
+
+st.title("Train vs dev")
+run = state.current_run()
+job = run.job
+
+if job is None:
+    st.info("Train a model first (sidebar: **Start**).")
+else:
+    snap = job.snapshot()
+    st.subheader(f"Run {run.job_label}: loss over training")
+    if snap.evals:
+        st.plotly_chart(charts.train_dev_figure(snap.evals), key="train_dev_chart", config={"displaylogo": False})
+        st.caption(
+            f"At every evaluation (each {snap.config.eval_every:,} steps): dev is the whole dev split; train is a "
+            "fixed random subset of the training examples the size of dev, so both are measured alike and cheaply."
+        )
+    else:
+        st.info(f"No evaluation yet: the first comes at step {snap.config.eval_every:,}.")
+
+    st.subheader("Full-split losses")
+    if st.button(
+        "Compute train and dev loss now",
+        key="btn_eval_full",
+        help="On a copy of the latest weights (safe while training); done automatically when a run ends",
+    ):
+        with st.spinner("Evaluating the whole train and dev splits…"):
+            run.evaluate_current(("train", "dev"))
+    summary = run.current_summary()
+    if summary is not None and summary.losses_step is not None and math.isfinite(summary.dev_loss):
+        gap = summary.dev_loss - summary.train_loss
+        c = st.columns(4)
+        c[0].metric("train loss", state.fmt_loss(summary.train_loss))
+        c[1].metric("dev loss", state.fmt_loss(summary.dev_loss))
+        c[2].metric("gap (dev − train)", f"{gap:+.4f}")
+        c[3].metric("test loss", state.fmt_loss(summary.test_loss))
+        stale = f" (the run is now at step {snap.step:,})" if snap.step != summary.losses_step else ""
+        st.caption(f"Weights of step {summary.losses_step:,}{stale}.")
+        if gap > 0.1:
+            st.warning(
+                f"Dev is {gap:.2f} nats above train: the model starts to **overfit** (it memorises the training "
+                "names). More data, dropout, weight decay or a smaller model help; stopping at the best dev step too."
+            )
+        else:
+            st.success(
+                f"Train and dev are close (gap {gap:+.3f}): **not overfitting**. As in the lecture, this means the "
+                "model is probably still underfitting: a bigger model (embedding, hidden size, context) can do better."
+            )
+    else:
+        st.caption("Not computed yet for this run: press the button, or wait for the run to end.")
+
+    with st.expander("Test split (use sparingly)"):
+        st.warning(
+            "The lecture's rule: tune on dev; evaluate on **test** only very sparingly, at the very end. Every look "
+            "at the test loss that influences a choice leaks information, and the test number stops being an "
+            "honest estimate of how the model does on new names."
+        )
+        if st.button("Evaluate on the test split", key="btn_eval_test"):
+            with st.spinner("Evaluating the test split…"):
+                s = run.evaluate_current(("train", "dev", "test"))
+            st.info(f"Test loss at step {s.losses_step:,}: **{s.test_loss:.4f}**")
+
+st.subheader("All runs of this session")
+history = run.history()
+if not history:
+    st.caption("Runs appear here once they have trained at least one step.")
+else:
+    rows = [
+        {
+            "run": s.label,
+            "status": s.status,
+            "dataset": s.dataset,
+            "block": s.config.block_size,
+            "emb": s.config.emb_dim,
+            "hidden": s.config.hidden,
+            "layers": s.config.hidden_layers,
+            "init": s.config.init,
+            "optimizer": s.config.optimizer,
+            "lr": s.config.lr,
+            "schedule": s.config.schedule,
+            "batch": s.config.batch_size,
+            "dropout": s.config.dropout,
+            "weight decay": s.config.weight_decay,
+            "params": s.params,
+            "steps": s.steps,
+            "time (s)": round(s.seconds, 1),
+            "train": s.train_loss,
+            "dev": s.dev_loss,
+            "test": s.test_loss,
+            "best dev": s.best_dev,
+        }
+        for s in history
+    ]
+    table = pd.DataFrame(rows)
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={k: st.column_config.NumberColumn(format="%.4f") for k in ("train", "dev", "test", "best dev")},
+        key="runs_table",
+    )
+    st.download_button(
+        "Download the table (CSV)",
+        data=table.to_csv(index=False),
+        file_name="makemore_mlp_runs.csv",
+        mime="text/csv",
+        key="btn_runs_csv",
+    )
+    if any(s.evals for s in history):
+        st.plotly_chart(charts.runs_overlay_figure(history), key="runs_overlay_chart", config={"displaylogo": False})

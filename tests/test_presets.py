@@ -1,0 +1,96 @@
+"""Presets: `lecture` is the notebook's final cell exactly; `fast` and `best` are valid and actually train."""
+
+import math
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from mlp_core import data
+from mlp_core.config import PRESETS, ConfigError, TrainConfig, from_dict, preset, to_dict
+from mlp_core.model import build_model, count_params
+from mlp_core.trainer import Trainer
+
+NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
+
+
+def _toy_words(n: int = 400) -> list[str]:
+    """Made-up names from a few syllables: enough structure for a loss to fall, no file needed."""
+    rng = random.Random(0)
+    syllables = ["an", "na", "el", "la", "ma", "ri", "jo", "ka", "li", "sa", "em", "ot", "y", "be"]
+    return ["".join(rng.choice(syllables) for _ in range(rng.randint(2, 3))) for _ in range(n)]
+
+
+# ---------------------------------------------------------------------------- lecture
+def test_lecture_preset_is_the_notebook():
+    c = preset("lecture")
+    assert c == TrainConfig()
+    assert (c.block_size, c.emb_dim, c.hidden, c.hidden_layers, c.batch_size) == (3, 10, 200, 1, 32)
+    assert (c.optimizer, c.lr, c.schedule, c.init, c.dropout, c.weight_decay) == ("sgd", 0.1, "step", "lecture", 0, 0)
+    assert c.steps == 200_000 and c.lr_decay_step == 100_000
+    assert c.lr * c.decay_factor == pytest.approx(0.01)
+    assert c.seed == 2147483647 and c.split_seed == 42
+    assert count_params(27, c) == 11_897
+    assert build_model(27, c).num_params() == 11_897
+
+
+def test_lecture_init_draws_the_notebooks_weights():
+    g = torch.Generator().manual_seed(2147483647)
+    expected = {
+        "C": torch.randn((27, 10), generator=g),
+        "W1": torch.randn((30, 200), generator=g),
+        "b1": torch.randn(200, generator=g),
+        "W2": torch.randn((200, 27), generator=g),
+        "b2": torch.randn(27, generator=g),
+    }
+    model = build_model(27, preset("lecture"))
+    for name, tensor in expected.items():
+        assert torch.equal(getattr(model, name).detach(), tensor), name
+
+
+# ---------------------------------------------------------------------------- fast and best
+@pytest.mark.parametrize("name", ["fast", "best"])
+def test_tuned_presets_are_valid_and_round_trip(name):
+    c = preset(name)
+    assert from_dict(to_dict(c)) == c
+    assert c != PRESETS["lecture"]
+    # Both rely on the next lecture's init fixes and AdamW: plain randn init wastes the first thousands of steps.
+    assert (c.init, c.optimizer, c.schedule) == ("scaled", "adamw", "cosine")
+    assert c.steps % c.eval_every == 0  # the last evaluation is at the very last step
+
+
+def test_fast_is_small_and_best_is_bigger():
+    fast, best = preset("fast"), preset("best")
+    assert count_params(27, fast) < count_params(27, best)
+    assert fast.steps < best.steps
+    assert best.block_size > PRESETS["lecture"].block_size  # more context is what buys quality
+    assert best.dropout > 0 or best.weight_decay > 0  # and it needs regularising
+
+
+def test_unknown_preset_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"unknown preset 'nope'.*fast"):
+        preset("nope")
+
+
+def test_a_short_fast_run_lowers_the_loss():
+    ds = data.make_dataset(_toy_words(), block_size=preset("fast").block_size)
+    t = Trainer(preset("fast").replace(steps=200, eval_every=200, device="cpu"), ds)
+    before = t.evaluate("dev")
+    assert before == pytest.approx(math.log(ds.vocab.size), abs=0.1)  # scaled init: ~uniform predictions
+    while not t.finished:
+        t.advance(200)
+    assert t.evals[-1].dev_loss < before - 0.5
+    assert t.train_history.view().mean[-1] < t.train_history.view().mean[0] - 0.5
+
+
+@pytest.mark.lecture_data
+@pytest.mark.skipif(not NAMES.exists(), reason="needs ../shared/data/names.txt")
+def test_fast_preset_reaches_the_lectures_dev_loss_on_names():
+    """The whole fast preset (1,500 steps, about a second) beats the lecture's 2.17 on its own split."""
+    c = preset("fast").replace(device="cpu")
+    ds = data.make_dataset(data.load_words(NAMES), block_size=c.block_size, split_seed=c.split_seed)
+    t = Trainer(c, ds)
+    while not t.finished:
+        t.advance(c.steps)
+    assert t.best_dev <= 2.17
