@@ -12,7 +12,6 @@ from mlp_core.registry import CapacityError
 
 st.title("Checkpoints")
 run = state.current_run()
-reg = state.registry()
 
 st.subheader("Download the current model")
 job = run.job
@@ -33,20 +32,43 @@ else:
     st.caption(f"Run {label} · step {snap.step:,} ({snap.status}) · {snap.params:,} parameters · {dataset_label}")
 
 st.subheader("Upload a checkpoint")
-uploaded = st.file_uploader("A .safetensors checkpoint saved here or by the CLI", key="ckpt_upload")
+uploaded = st.file_uploader("A .safetensors checkpoint saved here or by the CLI", key=state.CKPT_UPLOAD)
 ss = st.session_state
 if uploaded is not None:
-    seen = ss.get("ckpt_upload_result")
+    seen = ss.get(state.CKPT_UPLOAD_RESULT)
     if seen is None or seen[0] != uploaded.file_id:
         try:
             # Loaded into the run's checkpoint slot only: the current training run is not touched.
             ckpt = load_checkpoint(uploaded.getvalue())
             run.checkpoint, run.checkpoint_name = ckpt, uploaded.name
-            ss["ckpt_upload_result"] = (uploaded.file_id, "")
+            ss[state.CKPT_UPLOAD_RESULT] = (uploaded.file_id, "")
         except CheckpointError as exc:
-            ss["ckpt_upload_result"] = (uploaded.file_id, f"Cannot load {uploaded.name}: {exc}")
-    if ss["ckpt_upload_result"][1]:
-        st.error(ss["ckpt_upload_result"][1])
+            ss[state.CKPT_UPLOAD_RESULT] = (uploaded.file_id, f"Cannot load {uploaded.name}: {exc}")
+    if ss[state.CKPT_UPLOAD_RESULT][1]:
+        st.error(ss[state.CKPT_UPLOAD_RESULT][1])
+
+
+def keep_training() -> None:
+    """Callback (runs before the page, so the sidebar already shows the new job): continue the checkpoint."""
+    run, settings = state.current_run(), state.current_settings()
+    ckpt, until = run.checkpoint, int(st.session_state[state.CKPT_UNTIL])
+    start_step = int(ckpt.meta.get("step", 0) or 0)
+    try:
+        cfg = ckpt.config.replace(steps=until, device=settings.config.device)
+        ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run, vocab=ckpt.vocab)
+        state.registry().start_new_job(
+            run.run_id,
+            cfg,
+            ds,
+            copy.deepcopy(ckpt.model),  # the uploaded copy stays as it is, for sampling and comparing
+            start_step=start_step,
+            dataset_label=f"{settings.data.label(run.upload[0] if run.upload else '')} from {run.checkpoint_name}",
+        )
+        message = f"Training {run.checkpoint_name} from step {start_step:,} to {until:,}: see the Train page."
+        st.session_state[state.CKPT_TRAIN_OUTCOME] = ("ok", message)
+    except (DatasetError, CapacityError, ValueError, RuntimeError) as exc:
+        st.session_state[state.CKPT_TRAIN_OUTCOME] = ("error", str(exc))
+
 
 ckpt = run.checkpoint
 if ckpt is not None:
@@ -56,10 +78,11 @@ if ckpt is not None:
         pd.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]}),
         hide_index=True,
         key="ckpt_info",
+        height=35 * (len(info) + 1) + 3,  # every field, no inner scrolling
     )
 
     def sample_it() -> None:
-        st.session_state["sample_source"] = "checkpoint"
+        st.session_state[state.SAMPLE_SOURCE] = models.CHECKPOINT
 
     c1, c2 = st.columns(2)
     if c1.button("Sample from it", key="btn_ckpt_sample", on_click=sample_it):
@@ -75,29 +98,15 @@ if ckpt is not None:
         "**Keep training it** on the sidebar's dataset (its characters must be in the checkpoint's vocabulary)."
     )
     start_step = int(ckpt.meta.get("step", 0) or 0)
-    until = st.number_input(
+    st.number_input(
         "Train until step",
         min_value=start_step + 1,
         max_value=10_000_000,
         value=max(ckpt.config.steps, start_step + 1000),
         step=1000,
-        key="ckpt_until",
+        key=state.CKPT_UNTIL,
     )
-    if st.button("Keep training", key="btn_ckpt_train", type="primary"):
-        settings = state.current_settings()
-        try:
-            cfg = ckpt.config.replace(steps=int(until), device=settings.config.device)
-            ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run, vocab=ckpt.vocab)
-            reg.start_new_job(
-                run.run_id,
-                cfg,
-                ds,
-                copy.deepcopy(ckpt.model),  # the uploaded copy stays as it is, for sampling and comparing
-                start_step=start_step,
-                dataset_label=f"{settings.data.label()} from {run.checkpoint_name}",
-            )
-            st.success(
-                f"Training {run.checkpoint_name} from step {start_step:,} to {int(until):,}: see the Train page."
-            )
-        except (DatasetError, CapacityError, ValueError, RuntimeError) as exc:
-            st.error(str(exc))
+    st.button("Keep training", key="btn_ckpt_train", type="primary", on_click=keep_training)
+    outcome = ss.pop(state.CKPT_TRAIN_OUTCOME, None)
+    if outcome is not None:
+        (st.success if outcome[0] == "ok" else st.error)(outcome[1])

@@ -27,25 +27,25 @@ if dim > 2:
         "Projection",
         ["pca", "raw"],
         format_func={"pca": "PCA to 2-D", "raw": "Two raw dimensions"}.get,
-        key="emb_mode",
+        key=state.EMB_MODE,
         horizontal=True,
         help="PCA is fitted once on the latest snapshot and reused for every snapshot, so the replay is stable.",
     )
 if mode == "raw" and dim >= 2:
-    for key in ("emb_dim_x", "emb_dim_y"):
+    for key in (state.EMB_DIM_X, state.EMB_DIM_Y):
         if st.session_state.get(key, 0) >= dim:  # a new run with a smaller embedding
             del st.session_state[key]
     c1, c2 = st.columns(2)
-    dx = c1.selectbox("x: dimension", range(dim), index=0, key="emb_dim_x")
-    dy = c2.selectbox("y: dimension", range(dim), index=1, key="emb_dim_y")
+    dx = c1.selectbox("x: dimension", range(dim), index=0, key=state.EMB_DIM_X)
+    dy = c2.selectbox("y: dimension", range(dim), index=1, key=state.EMB_DIM_Y)
 
 steps = [s.step for s in snaps]
-if st.session_state.get("emb_step") not in steps:
-    st.session_state["emb_step"] = steps[-1]  # new run, or snapshots thinned out: show the latest
+if st.session_state.get(state.EMB_STEP) not in steps:
+    st.session_state[state.EMB_STEP] = steps[-1]  # new run, or snapshots thinned out: show the latest
 step = st.select_slider(
     "Snapshot (training step)",
     options=steps,
-    key="emb_step",
+    key=state.EMB_STEP,
     format_func=lambda s: f"{s:,}",
     help="Drag to replay how the clusters form during training",
 )
@@ -62,7 +62,13 @@ elif dim >= 2:
 else:  # a 1-D embedding: spread along x only
     all_points = [np.column_stack([s.weights[:, 0], np.zeros(len(labels))]) for s in snaps]
     x_title, y_title = "dimension 0", "(1-D embedding)"
-x_range, y_range = analysis.axis_ranges(all_points)
+fixed = st.toggle(
+    "Same axes for every snapshot",
+    value=True,
+    key=state.EMB_FIXED_AXES,
+    help="On: the replay does not rescale (early snapshots can be much wider). Off: zoom to this snapshot.",
+)
+x_range, y_range = analysis.axis_ranges(all_points if fixed else [all_points[steps.index(step)]])
 fig = charts.embedding_figure(
     all_points[steps.index(step)],
     labels,
@@ -75,11 +81,11 @@ fig = charts.embedding_figure(
 st.plotly_chart(fig, key="embedding_chart", config={"displaylogo": False})
 
 st.subheader("Nearest neighbours")
-if st.session_state.get("emb_char") not in labels:
-    st.session_state["emb_char"] = labels[1] if len(labels) > 1 else labels[0]  # a new run with another vocabulary
+if st.session_state.get(state.EMB_CHAR) not in labels:
+    st.session_state[state.EMB_CHAR] = labels[1] if len(labels) > 1 else labels[0]  # a new run with another vocabulary
 c1, c2 = st.columns([1, 3])
-char = c1.selectbox("Character", labels, format_func=analysis.display_char, key="emb_char")
-k = c1.number_input("How many neighbours", 1, len(labels) - 1, min(5, len(labels) - 1), key="emb_k")
+char = c1.selectbox("Character", labels, format_func=analysis.display_char, key=state.EMB_CHAR)
+k = c1.number_input("How many neighbours", 1, len(labels) - 1, min(5, len(labels) - 1), key=state.EMB_K)
 nn = analysis.nearest_neighbours(chosen.weights, labels, char, k)
 c2.dataframe(
     pd.DataFrame(

@@ -19,9 +19,9 @@ run = state.current_run()
 settings = state.current_settings()
 
 c1, c2, c3 = st.columns(3)
-lo = c1.number_input("From log10(lr)", min_value=-8.0, max_value=1.0, value=-3.0, step=0.5, key="sweep_from")
-hi = c2.number_input("To log10(lr)", min_value=-7.0, max_value=2.0, value=0.0, step=0.5, key="sweep_to")
-num = c3.number_input("Steps (one per lr)", min_value=20, max_value=5000, value=1000, step=100, key="sweep_steps")
+lo = c1.number_input("From log10(lr)", min_value=-8.0, max_value=1.0, value=-3.0, step=0.5, key=state.SWEEP_FROM)
+hi = c2.number_input("To log10(lr)", min_value=-7.0, max_value=2.0, value=0.0, step=0.5, key=state.SWEEP_TO)
+num = c3.number_input("Steps (one per lr)", min_value=20, max_value=5000, value=1000, step=100, key=state.SWEEP_STEPS)
 
 sweep = run.sweep
 running = sweep is not None and sweep.progress.status == RUNNING
@@ -46,7 +46,7 @@ if b2.button("Cancel", key="btn_sweep_cancel", disabled=not running):
 def use_lr(lr: float) -> None:
     """Put the suggested lr into the sidebar (and so into the URL on this rerun)."""
     st.session_state[state.HP + "lr"] = lr
-    st.session_state["sweep_lr_used"] = lr
+    st.session_state[state.SWEEP_LR_USED] = lr
 
 
 def progress_view(run_id: str) -> None:
@@ -79,7 +79,7 @@ elif sweep is not None:
         if run.sweep_config is not None:
             st.caption(f"Swept with: {charts.run_caption(run.sweep_config)}, init {run.sweep_config.init}.")
         st.button("Use this LR", key="btn_use_lr", type="primary", on_click=use_lr, args=(lr,))
-        if st.session_state.get("sweep_lr_used") == lr and st.session_state.get(state.HP + "lr") == lr:
+        if st.session_state.get(state.SWEEP_LR_USED) == lr and st.session_state.get(state.HP + "lr") == lr:
             st.info(f"The sidebar's learning rate is now {lr:g}: press **Start** to train with it.")
     elif p.status == ERROR:
         st.error(f"The sweep failed: {p.message}")

@@ -14,31 +14,31 @@ if not sources:
     st.info("Train a model (sidebar: **Start**) or upload a checkpoint on the Checkpoints page.")
     st.stop()
 
-if st.session_state.get("sample_source") not in sources:
-    st.session_state["sample_source"] = sources[0]
+if st.session_state.get(state.SAMPLE_SOURCE) not in sources:
+    st.session_state[state.SAMPLE_SOURCE] = sources[0]
 source = st.radio(
     "Model",
     sources,
     format_func={models.CURRENT: "The current run", models.CHECKPOINT: "The uploaded checkpoint"}.get,
-    key="sample_source",
+    key=state.SAMPLE_SOURCE,
     horizontal=True,
 )
 choice = models.choose(run, source)
 st.caption(f"Using {choice.caption}.")
 
 c = st.columns(4)
-n = c[0].number_input("How many names", min_value=1, max_value=500, value=20, key="sample_n")
+n = c[0].number_input("How many names", min_value=1, max_value=500, value=20, key=state.SAMPLE_N)
 temperature = c[1].slider(
     "Temperature",
     0.05,
     3.0,
     1.0,
     0.05,
-    key="sample_temperature",
+    key=state.SAMPLE_TEMPERATURE,
     help="Below 1: safer, more common names; above 1: more adventurous (and more misspelled)",
 )
-seed = c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key="sample_seed")
-prefix = c[3].text_input("Starts with (optional)", key="sample_prefix", max_chars=16)
+seed = c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key=state.SAMPLE_SEED)
+prefix = c[3].text_input("Starts with (optional)", key=state.SAMPLE_PREFIX, max_chars=16)
 
 if st.button("Sample", key="btn_sample", type="primary"):
     try:
@@ -51,12 +51,12 @@ if st.button("Sample", key="btn_sample", type="primary"):
             prefix=prefix,
             train_words=choice.train_words,
         )
-        st.session_state["samples"] = (choice.caption, samples)
+        st.session_state[state.SAMPLES] = (choice.caption, samples)
     except (DatasetError, ValueError) as exc:
         st.error(str(exc))
 
-if "samples" in st.session_state:
-    caption, samples = st.session_state["samples"]
+if state.SAMPLES in st.session_state:
+    caption, samples = st.session_state[state.SAMPLES]
     known = [s for s in samples if s.is_new is not None]
     if known:
         new = sum(s.is_new for s in known)
@@ -73,6 +73,7 @@ if "samples" in st.session_state:
         table,
         hide_index=True,
         key="samples_table",
+        height=min(35 * (len(table) + 1) + 3, 740),  # every row of a usual sample, no inner scrolling
         column_config={"NLL (nats)": st.column_config.NumberColumn(format="%.2f")},
     )
     st.caption(
@@ -81,7 +82,7 @@ if "samples" in st.session_state:
     )
 
 st.subheader("How likely is a name?")
-word = st.text_input("Type a name", value="emma", key="score_word", max_chars=32)
+word = st.text_input("Type a name", value="emma", key=state.SCORE_WORD, max_chars=32)
 if word:
     try:
         score = score_word(choice.model, choice.vocab, word)
@@ -99,7 +100,7 @@ if word:
         st.error(str(exc))
 
 st.subheader("What comes next?")
-context = st.text_input("Context (the start of a name; empty = the first letter)", value="", key="next_context")
+context = st.text_input("Context (the start of a name; empty = the first letter)", value="", key=state.NEXT_CONTEXT)
 try:
     dist = next_char_distribution(choice.model, choice.vocab, context, temperature=temperature)
     st.plotly_chart(charts.next_char_figure(dist, context), key="next_char_chart", config={"displaylogo": False})

@@ -13,11 +13,11 @@ if run.job is None:
     )
     st.stop()
 
+st.session_state.setdefault(state.SMOOTHING, 2)
 smoothing = st.slider(
     "Smoothing (centred window, % of the plotted points)",
     0,
     20,
-    value=2,
     key=state.SMOOTHING,
     help="A centred moving average of log10(loss): no lag and no start-up bias. 0 shows the raw bucket means.",
 )
@@ -32,7 +32,7 @@ def live_view(run_id: str, live: bool, smoothing: float) -> None:
     snap = job.snapshot()
     last_eval = snap.evals[-1] if snap.evals else None
     c = st.columns(5)
-    c[0].metric("step", f"{snap.step:,} / {snap.total_steps:,}")
+    c[0].metric(f"step (of {snap.total_steps:,})", f"{snap.step:,}")
     c[1].metric("batch loss", state.fmt_loss(snap.last_loss))
     c[2].metric("dev loss", state.fmt_loss(last_eval.dev_loss) if last_eval else "—")
     c[3].metric(

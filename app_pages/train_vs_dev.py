@@ -72,11 +72,18 @@ history = run.history()
 if not history:
     st.caption("Runs appear here once they have trained at least one step.")
 else:
+    # Results first (they are what you compare), then the settings that produced them.
     rows = [
         {
             "run": s.label,
             "status": s.status,
-            "dataset": s.dataset,
+            "train": s.train_loss,
+            "dev": s.dev_loss,
+            "test": s.test_loss,
+            "best dev": s.best_dev,
+            "params": s.params,
+            "steps": s.steps,
+            "time (s)": round(s.seconds, 1),
             "block": s.config.block_size,
             "emb": s.config.emb_dim,
             "hidden": s.config.hidden,
@@ -88,13 +95,7 @@ else:
             "batch": s.config.batch_size,
             "dropout": s.config.dropout,
             "weight decay": s.config.weight_decay,
-            "params": s.params,
-            "steps": s.steps,
-            "time (s)": round(s.seconds, 1),
-            "train": s.train_loss,
-            "dev": s.dev_loss,
-            "test": s.test_loss,
-            "best dev": s.best_dev,
+            "dataset": s.dataset,
         }
         for s in history
     ]

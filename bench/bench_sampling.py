@@ -69,7 +69,7 @@ def main() -> None:
             t0 = time.perf_counter()
             names = sample_names(model, ds.vocab, args.n)
             ours.append(time.perf_counter() - t0)
-    print(f"ours, first names: {list(names)[:8]}")
+    print(f"ours, first names: {[getattr(s, 'name', s) for s in list(names)[:8]]}")
     table(f"Sampling {args.n:,} names (fast preset, CPU)", [("seconds (median)", statistics.median(base),
           statistics.median(ours), "s")])  # fmt: skip
 

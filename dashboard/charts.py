@@ -26,7 +26,7 @@ BLUE, ORANGE, GREEN, RED, GREY, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d627
 RUN_COLORS = (BLUE, ORANGE, GREEN, RED, PURPLE, "#8c564b", "#e377c2", "#17becf", "#bcbd22", GREY)
 VOWELS = frozenset("aeiouAEIOU")
 FONT_SIZE = 14
-HEIGHT = 460
+HEIGHT = 500
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = HEIGHT) -> go.Figure:
@@ -37,9 +37,11 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
         yaxis_title=y_title,
         height=height,
         font={"size": FONT_SIZE},
-        margin={"l": 70, "r": 30, "t": 80, "b": 60},
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.01, "xanchor": "left", "x": 0, "traceorder": "normal"},
+        # The legend goes under the plot: above it, a long legend wraps into the title.
+        margin={"l": 70, "r": 30, "t": 60, "b": 40},
+        legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0, "traceorder": "normal"},
         hovermode="closest",
+        showlegend=True,  # even for one trace: the legend names what is plotted
         template="plotly_white",
     )
     return fig
@@ -265,7 +267,7 @@ def train_dev_figure(evals: Sequence, title: str = "Train vs dev loss at each ev
             hovertemplate="step %{x:,}<br>dev %{y:.4f}<extra></extra>",
         )
     )
-    return _layout(fig, title, "training step", "loss (nats per character)", height=420)
+    return _layout(fig, title, "training step", "loss (nats per character)", height=460)
 
 
 def runs_overlay_figure(summaries: Sequence, title: str = "Dev loss of every run in this session") -> go.Figure:
@@ -286,7 +288,7 @@ def runs_overlay_figure(summaries: Sequence, title: str = "Dev loss of every run
                 hovertemplate=f"{s.label}<br>step %{{x:,}}<br>dev %{{y:.4f}}<extra></extra>",
             )
         )
-    return _layout(fig, title, "training step", "dev loss (nats per character)", height=420)
+    return _layout(fig, title, "training step", "dev loss (nats per character)", height=460)
 
 
 def run_caption(config) -> str:
@@ -427,7 +429,8 @@ def char_probs_figure(word: str, targets: Sequence[str], probs: Sequence[float],
         col=1,
     )
     _layout(fig, title or f"How likely is '{word}'?", "", "", height=520)
-    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks, title_text="character (the last '.' ends the name)")
+    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks)
+    fig.update_xaxes(title_text="character (the last '.' ends the name)", row=2, col=1)
     fig.update_yaxes(title_text="probability", range=[0, 1.15], row=1, col=1)
     fig.update_yaxes(title_text="NLL (nats)", row=2, col=1)
     return fig
@@ -448,6 +451,6 @@ def next_char_figure(distribution: Sequence[tuple[str, float]], context: str, to
         )
     )
     shown = context if context else "(start of a name)"
-    _layout(fig, f"Next character after '{shown}'", "next character ('.' = end of name)", "probability", height=420)
+    _layout(fig, f"Next character after '{shown}'", "next character ('.' = end of name)", "probability", height=460)
     fig.update_xaxes(type="category")
     return fig

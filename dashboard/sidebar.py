@@ -55,8 +55,8 @@ def _controls(run: Run, settings: Settings) -> None:
         key="btn_resume",
         on_click=_act,
         args=("resume",),
-        disabled=status not in (PAUSED, STOPPED, IDLE, FINISHED),
-        help="Continue the current run (a finished run trains on at its final learning rate)",
+        disabled=status not in (PAUSED, STOPPED, IDLE),
+        help="Continue the current run where it stopped or paused",
         width="stretch",
     )
     c4, c5 = st.columns(2)
@@ -80,7 +80,7 @@ def _controls(run: Run, settings: Settings) -> None:
         on_click=_act,
         args=("step",),
         disabled=status in (DIVERGED, ERROR),
-        help="Run exactly N more steps, then pause",
+        help="Run exactly N more steps, then pause (also past the end, at the final learning rate)",
         width="stretch",
     )
     error = st.session_state.pop(state.CONTROL_ERROR, None)
@@ -224,7 +224,7 @@ def _upload(run: Run) -> None:
                 run.upload = datasets.read_upload(uploaded.name, uploaded.getvalue())
                 ss[state.UPLOAD_RESULT] = (uploaded.file_id, "")
             except DatasetError as exc:
-                ss[state.UPLOAD_RESULT] = (uploaded.file_id, f"Cannot use {uploaded.name}: {exc}")
+                ss[state.UPLOAD_RESULT] = (uploaded.file_id, f"Upload rejected: {exc}")
         if ss[state.UPLOAD_RESULT][1]:
             st.error(ss[state.UPLOAD_RESULT][1])
     if run.upload is not None:
@@ -239,9 +239,9 @@ def _preset(name: str) -> None:
 def _hyperparameters() -> None:
     with st.expander("Hyperparameters", expanded=True):
         st.caption("Presets fill in every setting:")
-        cols = st.columns(len(PRESETS))
-        for col, name in zip(cols, PRESETS, strict=True):
-            col.button(name, key=f"preset_{name}", on_click=_preset, args=(name,), width="stretch")
+        with st.container(horizontal=True, key="presets"):
+            for name in PRESETS:
+                st.button(name, key=f"preset_{name}", on_click=_preset, args=(name,), width="content")
         st.markdown("**Model**")
         _slider("block_size", "Context length (block size)")
         _int("emb_dim", "Embedding dimension")

@@ -15,22 +15,45 @@ from typing import Any
 import streamlit as st
 import torch
 
-from mlp_core.config import BOUNDS, CHOICES, ConfigError, TrainConfig, field_names, from_dict, to_dict
+from mlp_core.config import BOUNDS, ConfigError, TrainConfig, field_names, from_dict, to_dict
 from mlp_core.registry import Run, RunRegistry
 
 # ---------------------------------------------------------------------- session_state keys
+# (buttons and charts have literal keys in their pages: nothing reads those back)
 RUN_ID = "run_id"
 STARTED = "session_started"  # the URL has been read into the widgets
 NOTICES = "notices"  # warnings to show once (bad URL values, an expired run)
+CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
+# sidebar
 HP = "hp_"  # hyperparameter widgets are HP + field name: hp_lr, hp_block_size, ...
-DATA_SOURCE = "data_source"
-DATA_YEARS = "data_years"
-DATA_SEX = "data_sex"
+DATA_SOURCE, DATA_YEARS, DATA_SEX = "data_source", "data_years", "data_sex"
 DATA_UPLOAD = "data_upload"
 UPLOAD_RESULT = "data_upload_result"  # (file_id, error message or "") of the last validated upload
 STEP_N = "step_n"
-CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
+# Train
 SMOOTHING = "train_smoothing"
+# LR sweep
+SWEEP_FROM, SWEEP_TO, SWEEP_STEPS = "sweep_from", "sweep_to", "sweep_steps"
+SWEEP_LR_USED = "sweep_lr_used"  # the lr "Use this LR" put in the sidebar
+# Embeddings
+EMB_MODE, EMB_DIM_X, EMB_DIM_Y = "emb_mode", "emb_dim_x", "emb_dim_y"
+EMB_STEP, EMB_FIXED_AXES = "emb_step", "emb_fixed_axes"
+EMB_CHAR, EMB_K = "emb_char", "emb_k"
+# Sample
+SAMPLE_SOURCE = "sample_source"  # models.CURRENT or models.CHECKPOINT
+SAMPLE_N, SAMPLE_TEMPERATURE, SAMPLE_SEED, SAMPLE_PREFIX = (
+    "sample_n",
+    "sample_temperature",
+    "sample_seed",
+    "sample_prefix",
+)
+SAMPLES = "samples"  # (caption, [Sample]) of the last click
+SCORE_WORD, NEXT_CONTEXT = "score_word", "next_context"
+# Checkpoints
+CKPT_UPLOAD = "ckpt_upload"
+CKPT_UPLOAD_RESULT = "ckpt_upload_result"  # (file_id, error message or "")
+CKPT_UNTIL = "ckpt_until"
+CKPT_TRAIN_OUTCOME = "ckpt_train_outcome"  # ("ok" | "error", message) of "Keep training"
 
 # Query parameter names that are not config fields.
 Q_RUN, Q_DATA, Q_YEARS, Q_SEX = "run", "data", "years", "sex"
@@ -213,7 +236,7 @@ def start_session() -> Run:
         run_id = ss.get(RUN_ID)
         # Streamlit forgets the value of a widget that a run does not draw (e.g. "Decay at" while the
         # schedule is cosine); re-assigning detaches the values from the widgets so they survive.
-        for key in [k for k in ss if str(k).startswith(HP)] + [DATA_SOURCE, DATA_YEARS, DATA_SEX]:
+        for key in [k for k in ss if str(k).startswith(HP)] + [DATA_SOURCE, DATA_YEARS, DATA_SEX, SMOOTHING]:
             if key in ss:
                 ss[key] = ss[key]
     run = reg.get(run_id)
@@ -256,7 +279,6 @@ def numeric_bounds(name: str) -> tuple[float, float]:
 
 
 __all__ = [
-    "CHOICES",
     "DataChoice",
     "Settings",
     "apply_config",

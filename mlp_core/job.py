@@ -369,6 +369,9 @@ class BackgroundTask(Generic[T]):
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
+        """Start (or restart) the task; a restart forgets the previous result and cancellation."""
+        self._cancel.clear()
+        self.result = None
         self.progress = TaskProgress(status=RUNNING)
         self._thread = threading.Thread(target=self._run, name="mlp-task", daemon=True)
         self._thread.start()

@@ -24,6 +24,7 @@ class MLP(nn.Module):
         self.block_size = config.block_size
         self.emb_dim = config.emb_dim
         self.dropout = config.dropout
+        self.dropout_generator: torch.Generator | None = None  # the Trainer seeds one per run
         n_in = config.block_size * config.emb_dim
         self.C = nn.Parameter(torch.empty(vocab_size, config.emb_dim))
         self.W1 = nn.Parameter(torch.empty(n_in, config.hidden))
@@ -42,7 +43,10 @@ class MLP(nn.Module):
         for i in range(self.extra_layers):
             h = torch.tanh(torch.addmm(getattr(self, f"bh{i}"), h, getattr(self, f"Wh{i}")))
         if self.dropout > 0 and self.training:
-            h = F.dropout(h, self.dropout, training=True)
+            # Masks come from our own generator, never the global RNG: a run is reproducible for
+            # its seed, and concurrent jobs in one server cannot disturb each other's streams.
+            keep = 1.0 - self.dropout
+            h = h * torch.empty_like(h).bernoulli_(keep, generator=self.dropout_generator).div_(keep)
         return torch.addmm(self.b2, h, self.W2)
 
     def loss(self, idx: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -93,9 +93,15 @@ class Run:
 
         Start it through `RunRegistry.start_job`, which enforces the server's cap.
         """
-        job = TrainingJob(config, dataset, model, start_step=start_step, on_finish=self._job_ended)
+        job = self.build_job(config, dataset, model, start_step=start_step)
         self.adopt(job, dataset_label or getattr(dataset, "name", ""))
         return job
+
+    def build_job(
+        self, config: TrainConfig, dataset: NamesDataset, model: MLP | None = None, *, start_step: int = 0
+    ) -> TrainingJob:
+        """A TrainingJob whose end is summarised in this run (not yet the current job)."""
+        return TrainingJob(config, dataset, model, start_step=start_step, on_finish=self._job_ended)
 
     def adopt(self, job: TrainingJob, dataset_label: str = "") -> None:
         """Make `job` the current job: the previous one is stopped and summarised, the new one gets the next label."""
@@ -104,8 +110,10 @@ class Run:
             if old is job:
                 return
             if old is not None:
-                old.stop()
-                if old.snapshot().step > 0:
+                # Only ask it to stop: its worker summarises it on the way out (the finish hook), and waiting
+                # here, under the lock that hook needs, would stall every Start for the join timeout.
+                old.stop(timeout=0)
+                if old.wait(0) and old.snapshot().step > 0:  # no worker left to do it
                     self.record(old)
             self._jobs_made += 1
             self.job = job
@@ -259,6 +267,13 @@ class RunRegistry:
         if run is not None:
             run.stop_all()
 
+    def release_all(self) -> None:
+        """Stop and forget every run (server shutdown, tests)."""
+        with self._lock:
+            run_ids = list(self._runs)
+        for run_id in run_ids:
+            self.release(run_id)
+
     def __len__(self) -> int:
         return len(self._runs)
 
@@ -276,8 +291,9 @@ class RunRegistry:
         if replacing is not None and _is_active(replacing):
             busy_elsewhere -= 1  # the slot this run frees by replacing its own work
         if busy_elsewhere >= self.max_active_jobs:
+            runs = f"{busy_elsewhere} run{'s' if busy_elsewhere != 1 else ''}"
             raise CapacityError(
-                f"The server is already training {busy_elsewhere} runs (the limit is {self.max_active_jobs}); "
+                f"The server is already training {runs} (the limit is {self.max_active_jobs}); "
                 "stop one of yours or wait a few minutes and try again."
             )
 
@@ -306,13 +322,16 @@ class RunRegistry:
         start_step: int = 0,
         dataset_label: str = "",
     ) -> TrainingJob:
-        """Check the cap first, then build a job for the run (replacing its current one) and start it."""
+        """Check the cap, build a job for the run (replacing its current one) and start it.
+
+        The job is built outside the locks (it can take seconds, e.g. a first CUDA init), so other
+        sessions never wait for it; start_job checks the cap again before starting.
+        """
         run = self._run(run_id)
-        with self._lock, run.lock:
-            self._require_slot(run, replacing=run.job)
-            job = run.new_job(config, dataset, model, start_step=start_step, dataset_label=dataset_label)
-            run.notice = ""
-            job.start()
+        with self._lock:
+            self._require_slot(run, replacing=run.job)  # refuse early rather than build for nothing
+        job = run.build_job(config, dataset, model, start_step=start_step)
+        self.start_job(run_id, job, dataset_label or getattr(dataset, "name", ""))
         return job
 
     def resume_job(self, run_id: str) -> None:
@@ -344,7 +363,7 @@ class RunRegistry:
             old = run.sweep
             self._require_slot(run, replacing=old)
             if old is not None and old is not task:
-                old.cancel()
+                old.cancel(timeout=0)
             run.sweep, run.sweep_config = task, config
             task.start()
 

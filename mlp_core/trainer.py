@@ -84,6 +84,7 @@ class Trainer:
         ]
         self._eval_sets["train_subset"] = (self._x_train[subset.to(self.device)], self._y_train[subset.to(self.device)])
         self.optimizer = _make_optimizer(self.model, self.config, self.device)
+        self.model.dropout_generator = torch.Generator(device=self.device).manual_seed(self.config.seed + 1)
         self._batch_gen = torch.Generator(device=self.device).manual_seed(self.config.seed)
         self.train_history = DecimatedSeries(self.history_capacity)
         self.lr_history = DecimatedSeries(self.history_capacity)
@@ -176,7 +177,7 @@ class Trainer:
         forward = model.forward  # skips nn.Module.__call__'s hook machinery: no hooks are used here
         losses = []
         no_grad = torch.no_grad()
-        with _spare_a_core(), self._dropout_rng():
+        with _spare_a_core():
             for start in range(0, n, per_gather):
                 ix = ix_all[start : start + per_gather]
                 xs, ys = x_train[ix], y_train[ix]
@@ -189,30 +190,7 @@ class Trainer:
                     with no_grad:
                         update(grads, lr)
                     losses.append(loss.detach())
-        return torch.stack(losses)
-
-    @contextlib.contextmanager
-    def _dropout_rng(self) -> Iterator[None]:
-        """Dropout draws from the global RNG; give it a private stream seeded by config.seed instead.
-
-        The stream carries over from chunk to chunk, so a run is reproducible for a given seed
-        whatever the chunking, and training never disturbs (or depends on) the caller's global RNG.
-        """
-        if self.model.dropout <= 0:
-            yield
-            return
-        cuda = self.device.type == "cuda"
-        if getattr(self, "_dropout_state", None) is None:
-            self._dropout_state = torch.Generator(device=self.device).manual_seed(self.config.seed + 1).get_state()
-        with torch.random.fork_rng(devices=[self.device] if cuda else []):
-            if cuda:
-                torch.cuda.set_rng_state(self._dropout_state, self.device)
-            else:
-                torch.set_rng_state(self._dropout_state)
-            try:
-                yield
-            finally:
-                self._dropout_state = torch.cuda.get_rng_state(self.device) if cuda else torch.get_rng_state()
+        return torch.stack(losses) if losses else torch.empty(0, device=self.device)
 
     # ------------------------------------------------------------------ evaluation
     @torch.inference_mode()

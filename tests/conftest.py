@@ -1,5 +1,7 @@
 """Shared test fixtures."""
 
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -32,3 +34,27 @@ def tiny_dataset(tiny_words) -> data.NamesDataset:
 def tiny_config() -> TrainConfig:
     """A small, fast config on the CPU: scaled init (first loss ~log 27), 300 steps, dev loss every 100."""
     return TrainConfig(hidden=16, init="scaled", steps=300, eval_every=100, batch_size=32, seed=1, device="cpu")
+
+
+# ---------------------------------------------------------------------------- data
+# The lecture's names.txt lives beside the repository (../shared), so a user's checkout may not have it.
+LECTURE_NAMES = Path(__file__).resolve().parents[2] / "shared/data/names.txt"
+
+
+@pytest.fixture(scope="session")
+def lecture_names_path() -> Path:
+    """The lecture's names.txt (32,033 names); the test is skipped when ../shared is absent."""
+    if not LECTURE_NAMES.is_file():
+        pytest.skip(f"{LECTURE_NAMES} not present")
+    return LECTURE_NAMES
+
+
+@pytest.fixture(scope="session")
+def lecture_words(lecture_names_path) -> list[str]:
+    return data.load_words(lecture_names_path)
+
+
+@pytest.fixture
+def small_words() -> list[str]:
+    """The first 10 names of the lecture's names.txt, typed in (a fresh list per test, free to mutate)."""
+    return ["emma", "olivia", "ava", "isabella", "sophia", "charlotte", "mia", "amelia", "harper", "evelyn"]

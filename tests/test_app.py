@@ -1,5 +1,6 @@
 """The Streamlit dashboard, driven headless through Streamlit's AppTest: every page, the controls, the URL."""
 
+import json
 import math
 import time
 
@@ -33,8 +34,7 @@ def fresh_registry():
     yield
     reg = state.registry()
     reg.stop_reaper()
-    for run_id in list(reg._runs):
-        reg.release(run_id)
+    reg.release_all()
     state.registry.clear()
 
 
@@ -175,7 +175,7 @@ def test_short_run_trains_and_every_page_shows_it():
     status = texts(at.sidebar.markdown)
     assert f"**{snap.params:,}** parameters" in status and f"best dev **{snap.best_dev:.4f}**" in status
     assert at.get("plotly_chart")  # the loss chart
-    assert {m.label for m in at.main.metric} >= {"step", "batch loss", "dev loss", "best dev"}
+    assert {m.label for m in at.main.metric} >= {"step (of 300)", "batch loss", "dev loss", "best dev"}
 
     at.switch_page("app_pages/train_vs_dev.py").run()
     assert not at.exception
@@ -242,6 +242,16 @@ def test_reload_reattaches_to_the_run_in_the_url():
     assert "no longer on the server" in texts(third.warning)
 
 
+def test_sessions_do_not_see_each_others_runs():
+    first = train_tiny(app())
+    second = app()
+    assert second.session_state[state.RUN_ID] != first.session_state[state.RUN_ID]
+    assert run_of(second).job is None and "press **Start**" in texts(second.info)
+    second.switch_page("app_pages/train_vs_dev.py").run()
+    assert not second.dataframe  # no table: this session has no runs of its own
+    assert run_of(first).job.snapshot().step == 300
+
+
 def test_job_cap_gives_a_clear_message():
     reg = state.registry()
     reg.max_active_jobs = 1
@@ -254,7 +264,7 @@ def test_job_cap_gives_a_clear_message():
     for key, value in TINY.items():
         at.number_input(key=key).set_value(value)
     at.button(key="btn_start").click().run()
-    assert "already training 1 runs (the limit is 1)" in texts(at.error)
+    assert "The server is already training 1 run (the limit is 1); stop one" in texts(at.error)
     assert run_of(at).job is None
     assert not at.exception
 
@@ -264,7 +274,7 @@ def test_bad_dataset_upload_shows_the_reason():
     at.radio(key=state.DATA_SOURCE).set_value("upload").run()
     at.file_uploader(key=state.DATA_UPLOAD).set_value(("bad.txt", b"\xff\xfe\x00broken", "text/plain")).run()
     assert not at.exception
-    assert "Cannot use bad.txt" in texts(at.error)
+    assert "Upload rejected: bad.txt" in texts(at.error)
     assert run_of(at).upload is None
     at.file_uploader(key=state.DATA_UPLOAD).set_value(("good.txt", b"anna\nbob\ncarla\n" * 20, "text/plain")).run()
     assert not at.error and run_of(at).upload[0] == "good.txt"
@@ -348,3 +358,57 @@ def test_download_builds_a_loadable_checkpoint_of_the_current_weights():
     assert ckpt.meta["dev_loss"] == pytest.approx(run.summaries["#1"].dev_loss)  # losses of exactly these weights
     for name, tensor in job.current_model().state_dict().items():
         assert torch.equal(ckpt.model.state_dict()[name], tensor)
+
+
+def test_embeddings_pca_and_replay():
+    at = train_tiny(app(), hp_emb_dim=4)
+    at.switch_page("app_pages/embeddings.py").run()
+    assert at.radio(key="emb_mode").value == "pca"
+    spec = at.get("plotly_chart")[0].proto.spec
+    assert "PC1 (" in spec and "% of variance)" in spec and "step 300" in spec
+    steps = [int(s.replace(",", "")) for s in at.select_slider(key="emb_step").options]
+    assert steps[0] == 0 and steps[-1] == 300 and len(steps) > 2
+    at.select_slider(key="emb_step").set_value(steps[0]).run()  # replay: back to the init
+    spec_init = at.get("plotly_chart")[0].proto.spec
+    assert "at step 0" in spec_init
+    # One PCA basis and one set of axis ranges for every snapshot: the replay does not jump.
+    assert json.loads(spec_init)["layout"]["xaxis"]["range"] == json.loads(spec)["layout"]["xaxis"]["range"]
+    at.radio(key="emb_mode").set_value("raw").run()
+    at.selectbox(key="emb_dim_y").set_value(3).run()
+    assert "dimension 3" in at.get("plotly_chart")[0].proto.spec and not at.exception
+
+
+def test_divergence_is_reported():
+    at = app()
+    for key, value in TINY.items():
+        at.number_input(key=key).set_value(value)
+    # sgd's L2 decay at lr 1 multiplies every weight by (1 - lr * wd) = -9 per step: a real blow-up.
+    at.number_input(key="hp_lr").set_value(1.0)
+    at.number_input(key="hp_weight_decay").set_value(10.0)
+    at.selectbox(key="hp_schedule").set_value("constant")
+    at.button(key="btn_start").click().run()
+    job = run_of(at).job
+    assert job.wait(120)
+    at.run()
+    assert job.snapshot().status == "diverged"
+    assert "diverged at step" in texts(at.sidebar.error) and "diverged at step" in texts(at.main.error)
+    assert not at.exception
+
+
+def test_lecture_names_download_error_and_use(monkeypatch, tmp_path):
+    from mlp_core import data
+    from mlp_core.data import DatasetError
+
+    monkeypatch.setattr(data, "LECTURE_PATH", tmp_path / "lecture_names.txt")
+
+    def offline(*args, **kwargs):
+        raise DatasetError("could not download names.txt: you are probably offline")
+
+    monkeypatch.setattr(data, "download_lecture_names", offline)  # tests never touch the network
+    at = app(data="lecture")
+    assert at.radio(key=state.DATA_SOURCE).value == "lecture"
+    at.button(key="btn_download_lecture").click().run()
+    assert "Download failed: could not download names.txt: you are probably offline" in texts(at.error)
+    (tmp_path / "lecture_names.txt").write_text("".join(f"{w}\n" for w in data.builtin_words()[:500]))
+    at.run()
+    assert "500 words" in texts(at.caption) and not any(b.key == "btn_download_lecture" for b in at.button)

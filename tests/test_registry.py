@@ -36,13 +36,16 @@ def config():
 
 
 @pytest.fixture
-def registry():
-    clock = Clock()
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def registry(clock):
     reg = RunRegistry(max_active_jobs=2, idle_timeout_s=600, forget_after_s=3600, clock=clock)
-    reg.clock_hand = clock
     yield reg
-    for run_id in list(reg._runs):
-        reg.release(run_id)
+    reg.release_all()
+    assert len(reg) == 0
 
 
 def wait_for(predicate, timeout: float = 30.0) -> None:
@@ -107,8 +110,7 @@ def test_paused_jobs_hold_their_slot_and_sweeps_count(registry, dataset, config)
     registry.start_new_job(b, config, dataset)
 
 
-def test_idle_runs_are_stopped_then_forgotten(registry, dataset, config):
-    clock = registry.clock_hand
+def test_idle_runs_are_stopped_then_forgotten(registry, clock, dataset, config):
     idle, watched = registry.create(), registry.create()
     idle_job = registry.start_new_job(idle, config, dataset)
     watched_job = registry.start_new_job(watched, config, dataset)
@@ -165,6 +167,20 @@ def test_new_idle_job_replaces_and_summarises_the_old(registry, dataset, config)
     job = registry.start_new_job(run_id, config, dataset)
     wait_for(lambda: job.snapshot().step > 0)
     fresh = run.new_job(config, dataset)  # what the dashboard's Reset does
-    assert job.snapshot().status == "stopped" and run.job is fresh and fresh.status == "idle"
-    assert run.summaries["#1"].status == "stopped" and run.job_label == "#2"
+    assert run.job is fresh and fresh.status == "idle" and run.job_label == "#2"
+    assert job.wait(30) and job.snapshot().status == "stopped"  # asked to stop, without waiting for it
+    wait_for(lambda: "#1" in run.summaries)  # summarised by its own worker on the way out
+    assert run.summaries["#1"].status == "stopped" and math.isfinite(run.summaries["#1"].dev_loss)
     assert registry.active_jobs() == 0
+
+
+def test_limits_come_from_the_environment(monkeypatch):
+    monkeypatch.setenv("MLP_MAX_JOBS", "7")
+    monkeypatch.setenv("MLP_IDLE_TIMEOUT", "90")
+    reg = RunRegistry()
+    assert (reg.max_active_jobs, reg.idle_timeout_s) == (7, 90.0)
+    monkeypatch.delenv("MLP_MAX_JOBS")
+    monkeypatch.delenv("MLP_IDLE_TIMEOUT")
+    assert (RunRegistry().max_active_jobs, RunRegistry().idle_timeout_s) == (4, 600.0)
+    with pytest.raises(ValueError, match="at least 1"):
+        RunRegistry(max_active_jobs=0)

@@ -294,3 +294,11 @@ def test_next_char_distribution_temperature(model, vocab):
         next_char_distribution(model, vocab, "em", temperature=0)
     with pytest.raises(DatasetError, match="'#'"):
         next_char_distribution(model, vocab, "e#")
+
+
+def test_a_diverged_model_is_a_clear_error(vocab):
+    m = build_model(vocab.size, TrainConfig(emb_dim=4, hidden=8))
+    with torch.no_grad():
+        m.b2[3] = float("nan")
+    with pytest.raises(ValueError, match="not finite"):
+        sample_names(m, vocab, 5)
