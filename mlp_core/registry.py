@@ -220,14 +220,10 @@ class RunRegistry:
         forget_after_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.max_active_jobs = int(os.environ.get("MLP_MAX_JOBS", 4)) if max_active_jobs is None else max_active_jobs
-        self.idle_timeout_s = (
-            float(os.environ.get("MLP_IDLE_TIMEOUT", 600)) if idle_timeout_s is None else idle_timeout_s
-        )
+        self.max_active_jobs = _env("MLP_MAX_JOBS", 4, int) if max_active_jobs is None else max_active_jobs
+        self.idle_timeout_s = _env("MLP_IDLE_TIMEOUT", 600.0, float) if idle_timeout_s is None else idle_timeout_s
         # A stopped run is kept (a bookmark can still reattach) until it has been idle this long.
-        self.forget_after_s = (
-            float(os.environ.get("MLP_FORGET_AFTER", 24 * 3600)) if forget_after_s is None else forget_after_s
-        )
+        self.forget_after_s = _env("MLP_FORGET_AFTER", 86400.0, float) if forget_after_s is None else forget_after_s
         if self.max_active_jobs < 1:
             raise ValueError("max_active_jobs must be at least 1")
         self.clock = clock
@@ -408,6 +404,17 @@ class RunRegistry:
     def _reap_loop(self, interval_s: float) -> None:
         while not self._reaper_stop.wait(interval_s):
             self.reap_idle()
+
+
+def _env(name: str, default: float, kind: type) -> Any:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return kind(default)
+    try:
+        return kind(raw)
+    except ValueError:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"environment variable {name} must be {what}, got {raw!r}") from None
 
 
 def _is_active(work: Any) -> bool:

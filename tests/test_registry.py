@@ -184,3 +184,6 @@ def test_limits_come_from_the_environment(monkeypatch):
     assert (RunRegistry().max_active_jobs, RunRegistry().idle_timeout_s) == (4, 600.0)
     with pytest.raises(ValueError, match="at least 1"):
         RunRegistry(max_active_jobs=0)
+    monkeypatch.setenv("MLP_MAX_JOBS", "four")
+    with pytest.raises(ValueError, match="MLP_MAX_JOBS must be a whole number, got 'four'"):
+        RunRegistry()
