@@ -1,0 +1,41 @@
+"""Fixtures for the browser tests: one dashboard server per session, Debian's chromium via Playwright."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from .server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+
+
+@pytest.fixture(scope="session")
+def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(env={"MLP_MAX_JOBS": "6"}, log_path=log) as url:
+        yield url
+    # A server-side traceback is a bug even when the page hid it.
+    text = Path(log).read_text(errors="replace")
+    assert "Traceback" not in text, text[-4000:]
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); run_tests.sh installs it")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def context(browser):
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+    ctx.set_default_timeout(30_000)
+    yield ctx
+    ctx.close()
