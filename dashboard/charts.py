@@ -91,6 +91,9 @@ def train_curve(
     return TrainCurve(step, mean, smoothed, low, high, dev_step, dev_loss, best_step, best_dev)
 
 
+LOSS_TICKS = (1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
+
+
 def train_figure(curve: TrainCurve, vocab_size: int = 27, title: str = "Training loss") -> go.Figure:
     """Minibatch loss (min/max band, mean, smoothed), dev loss, reference lines and the best dev step, log y."""
     fig = go.Figure(layout={"yaxis": {"type": "log"}})  # log first: annotations are placed in log10 units
@@ -153,7 +156,10 @@ def train_figure(curve: TrainCurve, vocab_size: int = 27, title: str = "Training
     _add_reference_lines(fig, refs)
     _layout(fig, title, "training step", "loss (nats per character, log scale)")
     fig.update_layout(margin={"r": 170})  # room for the reference lines' labels
-    fig.update_yaxes(range=_log_range(curve, [v for _, v in refs]))
+    # Explicit ticks: plotly's own log ticks label 20 as a bare "2" next to the real 2.
+    fig.update_yaxes(
+        range=_log_range(curve, [v for _, v in refs]), tickvals=LOSS_TICKS, ticktext=[f"{v:g}" for v in LOSS_TICKS]
+    )
     return fig
 
 
