@@ -93,6 +93,7 @@ class Trainer:
         self.best_step: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.diverged_at: int | None = None
+        self._last_good_state: dict[str, torch.Tensor] | None = _clone_state(self.model)
         self.embedding_snapshots: list[EmbeddingSnapshot] = []
         self._snapshot_every = max(1, self.config.steps // MAX_EMBEDDING_SNAPSHOTS)
         self._next_snapshot_step = 0
@@ -132,20 +133,26 @@ class Trainer:
         Runs past config.steps are allowed (a user's "step x N" after the end) at the final lr.
         """
         n = max(1, min(n, self.steps_to_boundary()))
-        good_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+        chunk_start = _clone_state(self.model)
         t0 = time.perf_counter()
         losses = self.train_steps(n)
         losses_host = losses.float().cpu().numpy()  # the chunk's one host sync
         self.train_seconds += time.perf_counter() - t0
         bad = ~np.isfinite(losses_host)
+        if not bad.any() and not _all_finite(self.model.state_dict()):
+            bad[-1] = True  # finite losses but the last update overflowed the weights
         if bad.any():
             first_bad = int(np.argmax(bad))
-            # Restore the weights from before this chunk: the last ones known to give a finite loss.
-            self.model.load_state_dict(good_state)
+            # Back to the last weights known to give a finite loss: this chunk's start if its first
+            # step was still finite, else the start of the last clean chunk.
+            last_good = chunk_start if first_bad > 0 and _all_finite(chunk_start) else self._last_good_state
+            if last_good is not None:
+                self.model.load_state_dict(last_good)
             self.train_history.extend(self.step, losses_host[:first_bad])
             self.diverged_at = self.step + first_bad
             self.step += first_bad
             return ChunkResult(first_bad, float(losses_host[first_bad]), diverged=True)
+        self._last_good_state = chunk_start
         lrs = np.array([self.lr_at(s) for s in range(self.step, self.step + n)])
         self.train_history.extend(self.step, losses_host)
         self.lr_history.extend(self.step, lrs)
@@ -235,7 +242,7 @@ class Trainer:
         self.evals.append(point)
         if point.dev_loss < self.best_dev:
             self.best_dev, self.best_step = point.dev_loss, self.step
-            self.best_state = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
+            self.best_state = _clone_state(self.model)
         return point
 
     def best_model(self) -> MLP:
@@ -255,6 +262,14 @@ class Trainer:
             keep = [*snaps[:-1:2], snaps[-1]]
             snaps[:] = keep
             self._snapshot_every *= 2
+
+
+def _clone_state(model: MLP) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _all_finite(state: dict[str, torch.Tensor]) -> bool:
+    return bool(torch.stack([torch.isfinite(v).all() for v in state.values()]).all())  # one host sync
 
 
 def _make_optimizer(model: MLP, config: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
