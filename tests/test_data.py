@@ -89,15 +89,45 @@ def test_missing_file_and_directory(tmp_path):
         data.load_words(tmp_path)
 
 
-def test_oversized_file_is_refused_before_reading(tmp_path):
+def test_oversized_input_is_refused_by_size_before_reading(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "MAX_FILE_BYTES", 100)  # a small limit instead of writing 20 MB
+    assert data.parse_words(b"emma\n" * 20) == ["emma"] * 20  # exactly at the limit is fine
+    raw = b"emma\n" * 21  # 105 bytes of good text
+    with pytest.raises(DatasetError, match="105 bytes is over the 100-byte limit") as err:
+        data.parse_words(raw, source="big.txt")
+    assert "big.txt" in str(err.value)
+    path = write(tmp_path, raw, "big.txt")
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail(f"read {self} although it is too big"))
+    with pytest.raises(DatasetError, match="105 bytes is over the 100-byte limit") as err:
+        data.load_words(path)
+    assert str(path) in str(err.value)
+
+
+def test_the_real_size_limit_is_20_mb(tmp_path):
     path = tmp_path / "huge.txt"
     with open(path, "wb") as f:
-        f.truncate(data.MAX_FILE_BYTES + 1)  # sparse: all NULs, so reading it would say "looks binary" instead
-    with pytest.raises(DatasetError, match="over the 20,000,000-byte limit") as err:
+        f.truncate(data.MAX_FILE_BYTES + 1)  # sparse, so nothing is written; all NULs, so only the size check names it
+    with pytest.raises(DatasetError, match="20,000,001 bytes is over the 20,000,000-byte limit"):
         data.load_words(path)
-    assert "huge.txt" in str(err.value)
-    with pytest.raises(DatasetError, match="byte limit"):
-        data.parse_words(b"a\n" * (data.MAX_FILE_BYTES // 2 + 1))
+
+
+# ---------------------------------------------------------------------------- vocabulary
+def test_vocab_puts_the_marker_at_zero_and_maps_both_ways():
+    vocab = Vocab.from_words(data.builtin_words())
+    assert vocab.size == len(vocab) == 27
+    assert vocab.itos[0] == data.SPECIAL == "." and vocab.stoi["."] == 0
+    assert "".join(vocab.itos) == "." + string.ascii_lowercase
+    assert len(vocab.stoi) == vocab.size
+    assert all(vocab.stoi[ch] == i for i, ch in enumerate(vocab.itos))
+    assert vocab.encode("emma.") == [5, 13, 13, 1, 0]
+    assert vocab.decode([5, 13, 13, 1, 0]) == "emma."
+    assert Vocab.from_words(["ba", "ab", "a"]) == Vocab(("a", "b"))  # sorted, each character once
+
+
+def test_encode_names_the_unknown_characters():
+    vocab = Vocab.from_words(["emma", "ava"])
+    with pytest.raises(DatasetError, match=r"not in the vocabulary: 'Zo'"):
+        vocab.encode("Zoe")
 
 
 # ---------------------------------------------------------------------------- split
@@ -292,6 +322,20 @@ def test_decade_range():
     assert set(data.build_babynames(1995)) <= set(nineties)
     assert data.builtin_words(1990, 1999) == nineties
     assert data.build_babynames(1880, 1880)[0] == "john"
+
+
+def test_eighties_girls_are_most_common_first():
+    girls = data.build_babynames(1980, 1989, sex="F")
+    assert girls[:2] == ["jessica", "jennifer"]
+    assert "michael" not in girls[:200]
+    assert girls[:10] != data.build_babynames(1990, 1999, sex="F")[:10]
+    # The order against counts summed straight from the SSA table: most common first, ties by name.
+    table = data._babynames_frame()
+    rows = table[(table.year >= 1980) & (table.year <= 1989) & (table.sex == "F")]
+    counts = rows.assign(name=rows.name.str.lower()).groupby("name")["n"].sum().to_dict()
+    assert len(girls) == len(counts)
+    keys = [(-counts[name], name) for name in girls]
+    assert keys == sorted(keys)
 
 
 def test_built_lists_are_copies():
