@@ -288,7 +288,10 @@ def _hyperparameters() -> None:
             st.caption("Device: CPU (no CUDA GPU on this server)")
 
 
-_INIT_HELP = "lecture: plain N(0, 1) weights (first loss ~17); scaled: the next lecture's fixes (first loss ~3.3)"
+_INIT_HELP = (
+    "lecture: plain N(0, 1) weights as in the notebook (tanh saturates; first loss ~26 at the final config); "
+    "scaled: the next lecture's fixes (first loss ~3.3)"
+)
 _SCHEDULE_HELP = "step: the lecture's drop to lr x factor; cosine: smooth decay to a floor; constant: no decay"
 
 

@@ -7,61 +7,99 @@ docs/screenshots/<page>.png. Look at them before committing: a chart nobody can 
 from __future__ import annotations
 
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
+from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 # The lecture's model, long enough to keep training while we visit every page.
 RUN = "/?steps=200000&eval_every=500"
+WIDTH, HEIGHT = 1400, 900
 
 
-def settle(page, seconds: float = 2.5) -> None:
-    page.mouse.move(900, 20)  # no hover tooltip over the content
+def settle(page: Page, seconds: float = 2.5) -> None:
+    """Let the page finish drawing, with no hover tooltip or focus ring over the content."""
+    page.mouse.move(WIDTH - 5, HEIGHT - 5)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
     page.wait_for_load_state("networkidle")
     time.sleep(seconds)
 
 
-def go_to(page, link: str) -> None:
+def shoot(page: Page, name: str) -> None:
+    """A full-page PNG. Streamlit scrolls its main area inside the window, so Playwright's full_page
+    sees only one screen: grow the window to the content's height instead (the sidebar is cut there)."""
+    height = page.evaluate(
+        """() => {
+            const main = document.querySelector('[data-testid="stMainBlockContainer"]');
+            return Math.ceil(main.getBoundingClientRect().top + main.scrollHeight);
+        }"""
+    )
+    page.set_viewport_size({"width": WIDTH, "height": max(HEIGHT, height + 40)})
+    settle(page, 1.5)
+    page.screenshot(path=OUT / f"{name}.png")
+    page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
+    print(f"  {name}.png ({WIDTH}x{max(HEIGHT, height + 40)})")
+
+
+def go_to(page: Page, link: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(link, exact=True).click()
     settle(page)
 
 
+def button(page: Page, key: str):
+    return page.locator(f".st-key-{key} button").first
+
+
 def main() -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    with streamlit_server() as url, sync_playwright() as p:
+    with streamlit_server() as url, sync_playwright() as p, tempfile.TemporaryDirectory() as tmp:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1250})
+        page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}, accept_downloads=True)
         page.set_default_timeout(60_000)
         page.goto(url + RUN)
-        page.locator(".st-key-btn_start button").first.click()
+        button(page, "btn_start").click()
         settle(page, 8)  # some history, evaluations and embedding snapshots to show
-        page.screenshot(path=OUT / "train.png", full_page=False)
+        shoot(page, "train")
 
         go_to(page, "LR sweep")
-        page.locator(".st-key-btn_sweep button").first.click()
-        page.get_by_text("Suggested").first.wait_for(timeout=120_000)
+        button(page, "btn_sweep").click()
+        page.get_by_text("Suggested learning rate").wait_for(timeout=120_000)
         settle(page)
-        page.screenshot(path=OUT / "lr_sweep.png", full_page=True)
-
-        for name, link in (("embeddings", "Embeddings"), ("train_vs_dev", "Train vs dev")):
-            go_to(page, link)
-            page.screenshot(path=OUT / f"{name}.png", full_page=True)
+        shoot(page, "lr_sweep")
 
         go_to(page, "Sample")
-        page.locator(".st-key-btn_sample button").first.click()
+        button(page, "btn_sample").click()
+        page.get_by_text("new names").wait_for()
         settle(page)
-        page.screenshot(path=OUT / "sample.png", full_page=True)
+        shoot(page, "sample")
 
+        # Download the model, then upload it back: the page then shows what a checkpoint holds.
         go_to(page, "Checkpoints")
-        page.screenshot(path=OUT / "checkpoints.png", full_page=True)
-        page.locator(".st-key-btn_stop button").first.click()
+        with page.expect_download() as download:
+            button(page, "btn_download_ckpt").click()
+        path = Path(tmp) / download.value.suggested_filename
+        download.value.save_as(path)
+        page.locator('.st-key-ckpt_upload input[type="file"]').set_input_files(str(path))
+        button(page, "btn_ckpt_train").wait_for()
+        settle(page)
+        shoot(page, "checkpoints")
+
+        # A second, quick run (the fast preset, to the end): two runs to compare, and embeddings with a
+        # visible structure (the lecture's N(0, 1) init squeezes most characters into one blob).
+        button(page, "preset_fast").click()
+        settle(page, 1)
+        button(page, "btn_start").click()
+        page.locator(".st-key-run_status").get_by_text("finished").wait_for(timeout=120_000)
+        for name, link in (("train_vs_dev", "Train vs dev"), ("embeddings", "Embeddings")):
+            go_to(page, link)
+            shoot(page, name)
         browser.close()
     print(f"wrote {len(list(OUT.glob('*.png')))} screenshots to {OUT}")
 
