@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import datasets, models, state
 from mlp_core.checkpoint import CheckpointError, describe_checkpoint, load_checkpoint
+from mlp_core.config import BOUNDS
 from mlp_core.data import DatasetError
 from mlp_core.registry import CapacityError
 
@@ -40,6 +41,7 @@ if uploaded is not None:
         try:
             # Loaded into the run's checkpoint slot only: the current training run is not touched.
             ckpt = load_checkpoint(uploaded.getvalue())
+            models.checkpoint_step(ckpt)  # its metadata's step feeds widgets below: refuse one that lies
             run.checkpoint, run.checkpoint_name = ckpt, uploaded.name
             ss[state.CKPT_UPLOAD_RESULT] = (uploaded.file_id, "")
         except CheckpointError as exc:
@@ -52,7 +54,7 @@ def keep_training() -> None:
     """Callback (runs before the page, so the sidebar already shows the new job): continue the checkpoint."""
     run, settings = state.current_run(), state.current_settings()
     ckpt, until = run.checkpoint, int(st.session_state[state.CKPT_UNTIL])
-    start_step = int(ckpt.meta.get("step", 0) or 0)
+    start_step = models.checkpoint_step(ckpt)
     try:
         cfg = ckpt.config.replace(steps=until, device=settings.config.device)
         ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run, vocab=ckpt.vocab)
@@ -94,19 +96,22 @@ if ckpt is not None:
         args=(ckpt.config.replace(device=ss.get(state.HP + "device", "auto")),),
     )
 
-    st.markdown(
-        "**Keep training it** on the sidebar's dataset (its characters must be in the checkpoint's vocabulary)."
-    )
-    start_step = int(ckpt.meta.get("step", 0) or 0)
-    st.number_input(
-        "Train until step",
-        min_value=start_step + 1,
-        max_value=10_000_000,
-        value=max(ckpt.config.steps, start_step + 1000),
-        step=1000,
-        key=state.CKPT_UNTIL,
-    )
-    st.button("Keep training", key="btn_ckpt_train", type="primary", on_click=keep_training)
+    start_step, max_steps = models.checkpoint_step(ckpt), int(BOUNDS["steps"].high)
+    if start_step >= max_steps:
+        st.caption(f"It is at step {start_step:,}: a run trains at most {max_steps:,} steps, so it cannot go on.")
+    else:
+        st.markdown(
+            "**Keep training it** on the sidebar's dataset (its characters must be in the checkpoint's vocabulary)."
+        )
+        st.number_input(
+            "Train until step",
+            min_value=start_step + 1,
+            max_value=max_steps,
+            value=min(max(ckpt.config.steps, start_step + 1000), max_steps),
+            step=1000,
+            key=state.CKPT_UNTIL,
+        )
+        st.button("Keep training", key="btn_ckpt_train", type="primary", on_click=keep_training)
     outcome = ss.pop(state.CKPT_TRAIN_OUTCOME, None)
     if outcome is not None:
         (st.success if outcome[0] == "ok" else st.error)(outcome[1])

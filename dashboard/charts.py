@@ -92,6 +92,8 @@ def train_curve(
 
 
 LOSS_TICKS = (1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
+# Over a wide range (the lecture init starts near 20) the quarter ticks would print on top of each other.
+LOSS_TICKS_COARSE = (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
 
 
 def train_figure(curve: TrainCurve, vocab_size: int = 27, title: str = "Training loss") -> go.Figure:
@@ -157,9 +159,9 @@ def train_figure(curve: TrainCurve, vocab_size: int = 27, title: str = "Training
     _layout(fig, title, "training step", "loss (nats per character, log scale)")
     fig.update_layout(margin={"r": 170})  # room for the reference lines' labels
     # Explicit ticks: plotly's own log ticks label 20 as a bare "2" next to the real 2.
-    fig.update_yaxes(
-        range=_log_range(curve, [v for _, v in refs]), tickvals=LOSS_TICKS, ticktext=[f"{v:g}" for v in LOSS_TICKS]
-    )
+    y_range = _log_range(curve, [v for _, v in refs])
+    ticks = LOSS_TICKS if y_range[1] - y_range[0] < 0.5 else LOSS_TICKS_COARSE  # 0.5 decades: about 1.8 to 5.7
+    fig.update_yaxes(range=y_range, tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     return fig
 
 
@@ -368,12 +370,13 @@ def embedding_figure(
     title: str = "Character embeddings",
 ) -> go.Figure:
     """Each character as a labelled circle at its 2-D position; vowels, consonants and '.' in their own colours."""
-    groups = {"vowel": ([], ORANGE), "consonant / other": ([], BLUE), "'.' start/end": ([], GREY)}
+    # Drawn '.', consonants, vowels: where circles overlap the vowels stay readable; the legend keeps vowels first.
+    groups = {"'.' start/end": ([], GREY, 3), "consonant / other": ([], BLUE, 2), "vowel": ([], ORANGE, 1)}
     for i, ch in enumerate(labels):
         key = "'.' start/end" if ch == "." else "vowel" if ch in VOWELS else "consonant / other"
         groups[key][0].append(i)
     fig = go.Figure()
-    for name, (idx, color) in groups.items():
+    for name, (idx, color, rank) in groups.items():
         if not idx:
             continue
         fig.add_trace(
@@ -386,6 +389,7 @@ def embedding_figure(
                 textfont={"color": "white", "size": FONT_SIZE},
                 marker={"size": 28, "color": color, "line": {"width": 1, "color": "white"}},
                 name=name,
+                legendrank=rank,
                 hovertemplate="%{text}<br>(%{x:.3f}, %{y:.3f})<extra></extra>",
             )
         )
@@ -454,8 +458,16 @@ def next_char_figure(distribution: Sequence[tuple[str, float]], context: str, to
             textposition="outside",
             hovertemplate="%{x}: p = %{y:.4f}<extra></extra>",
             name="p(next char)",
+            showlegend=False,
         )
     )
+    # One bar trace keeps the bars in probability order; empty marker traces give the colours a legend.
+    for name, color in (("consonant / other", BLUE), ("vowel", ORANGE), ("'.' end of name", GREY)):
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", marker={"symbol": "square", "size": 12, "color": color}, name=name
+            )
+        )
     shown = context if context else "(start of a name)"
     _layout(fig, f"Next character after '{shown}'", "next character ('.' = end of name)", "probability", height=460)
     fig.update_xaxes(type="category")

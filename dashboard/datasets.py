@@ -71,7 +71,10 @@ def read_upload(name: str, raw: bytes) -> tuple[str, str, tuple[str, ...]]:
     words = data.parse_words(raw, source=name)
     if len(words) > MAX_UPLOAD_WORDS:
         raise DatasetError(f"{name} has {len(words):,} lines; the dashboard takes at most {MAX_UPLOAD_WORDS:,}")
-    ds = data.make_dataset(words, block_size=1)  # surfaces every other problem now, not at Start
+    try:
+        ds = data.make_dataset(words, block_size=1)  # surfaces every other problem now, not at Start
+    except DatasetError as exc:
+        raise DatasetError(f"{name}: {exc}") from None
     if not ds.train_words or not ds.dev_words:
         raise DatasetError(f"{name} has only {len(words)} words; the 80/10/10 split needs at least 10")
     return name, hashlib.sha256(raw).hexdigest(), tuple(words)

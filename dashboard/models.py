@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mlp_core.checkpoint import checkpoint_bytes
+from mlp_core.checkpoint import Checkpoint, CheckpointError, checkpoint_bytes
 from mlp_core.data import Vocab
 from mlp_core.job import TrainingJob
 from mlp_core.model import MLP
 from mlp_core.registry import Run
 
 CURRENT, CHECKPOINT = "current", "checkpoint"
+MAX_STEP = 2**53 - 1  # the largest whole number a browser shows exactly
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,18 @@ def choose(run: Run, source: str) -> ModelChoice:
     if run.job is not None and run.job.dataset.vocab == ckpt.vocab:
         train = frozenset(run.job.dataset.train_word_set)
     return ModelChoice(ckpt.model, ckpt.vocab, train, f"checkpoint {run.checkpoint_name}")
+
+
+def checkpoint_step(ckpt: Checkpoint) -> int:
+    """The step a checkpoint's metadata records (0 if none); CheckpointError if it is not a step."""
+    step = ckpt.meta.get("step")
+    if step is None:
+        return 0
+    # The metadata is free-form JSON from the file: a lying step would crash the widgets built from it.
+    # (The range test comes first: it also refuses NaN, inf and ints too large for a float.)
+    if isinstance(step, bool) or not isinstance(step, (int, float)) or not 0 <= step <= MAX_STEP or step != int(step):
+        raise CheckpointError(f"its metadata gives step {step!r}; a step is a whole number from 0 to {MAX_STEP:,}")
+    return int(step)
 
 
 def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str) -> bytes:

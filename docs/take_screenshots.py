@@ -32,7 +32,20 @@ def settle(page: Page, seconds: float = 2.5) -> None:
     time.sleep(seconds)
 
 
-def shoot(page: Page, name: str) -> None:
+def chart_is_current(page: Page) -> bool:
+    """The Train page's metrics and its chart caption show the same step (not one mid-way through a refresh)."""
+    return page.evaluate(
+        """() => {
+            const metric = document.querySelector('[data-testid="stMetricValue"]');
+            const caption = [...document.querySelectorAll('[data-testid="stCaptionContainer"]')]
+                .map(e => e.innerText).find(t => t.startsWith('Band'));
+            const steps = caption && caption.match(/\\(([\\d,]+) steps/);
+            return Boolean(metric && steps && metric.innerText === steps[1]);
+        }"""
+    )
+
+
+def shoot(page: Page, name: str, ready=None) -> None:
     """A full-page PNG. Streamlit scrolls its main area inside the window, so Playwright's full_page
     sees only one screen: grow the window to the content's height instead (the sidebar is cut there)."""
     height = page.evaluate(
@@ -43,6 +56,9 @@ def shoot(page: Page, name: str) -> None:
     )
     page.set_viewport_size({"width": WIDTH, "height": max(HEIGHT, height + 40)})
     settle(page, 1.5)
+    deadline = time.monotonic() + 30
+    while ready is not None and not ready(page) and time.monotonic() < deadline:
+        time.sleep(0.05)
     page.screenshot(path=OUT / f"{name}.png")
     page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     print(f"  {name}.png ({WIDTH}x{max(HEIGHT, height + 40)})")
@@ -66,7 +82,7 @@ def main() -> None:
         page.goto(url + RUN)
         button(page, "btn_start").click()
         settle(page, 8)  # some history, evaluations and embedding snapshots to show
-        shoot(page, "train")
+        shoot(page, "train", ready=chart_is_current)
 
         go_to(page, "LR sweep")
         button(page, "btn_sweep").click()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
@@ -25,8 +26,9 @@ from .lr_sweep import lr_range_test
 from .sampling import sample_names
 from .trainer import Trainer
 
-# Errors a user can cause and fix; anything else is a bug and keeps its traceback.
-USER_ERRORS = (ConfigError, data.DatasetError, CheckpointError, FileNotFoundError, RuntimeError, ValueError)
+# Errors a user can cause and fix (OSError: an unwritable path, a full disk); anything else is a bug and keeps
+# its traceback.
+USER_ERRORS = (ConfigError, data.DatasetError, CheckpointError, OSError, RuntimeError, ValueError)
 
 
 class CliError(Exception):
@@ -80,16 +82,16 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     quiet = args.quiet
     bar = tqdm(total=config.steps, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
     t0 = time.perf_counter()
-    while not trainer.finished:
-        result = trainer.advance(config.steps)
-        bar.update(result.steps_run)
-        if result.evaluated is not None:
-            bar.set_postfix(loss=f"{result.last_loss:.3f}", dev=f"{result.evaluated.dev_loss:.4f}", refresh=False)
-            if target is not None and result.evaluated.dev_loss <= target:
-                reached_at = time.perf_counter() - t0
-                break
-    seconds = time.perf_counter() - t0
-    bar.close()
+    with bar:  # closed on Ctrl-C or an error too, so the message that follows starts its own line
+        while not trainer.finished:
+            result = trainer.advance(config.steps)
+            bar.update(result.steps_run)
+            if result.evaluated is not None:
+                bar.set_postfix(loss=f"{result.last_loss:.3f}", dev=f"{result.evaluated.dev_loss:.4f}", refresh=False)
+                if target is not None and result.evaluated.dev_loss <= target:
+                    reached_at = time.perf_counter() - t0
+                    break
+        seconds = time.perf_counter() - t0
     if trainer.diverged_at is not None:
         print(f"diverged at step {trainer.diverged_at}: kept the last good weights", file=sys.stderr)
     if args.restore_best and trainer.best_state is not None:
@@ -159,6 +161,11 @@ def cmd_sample(args: argparse.Namespace) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------- lr-find
 def cmd_lr_find(args: argparse.Namespace) -> dict[str, Any]:
+    # Checked before the progress bar is drawn, so the error is the only line on stderr.
+    if not (math.isfinite(args.start) and math.isfinite(args.end) and args.start < args.end):
+        raise CliError(f"--start must be less than --end (both finite), got {args.start} and {args.end}")
+    if not 2 <= args.num <= BOUNDS["steps"].high:
+        raise CliError(f"--num must be between 2 and {int(BOUNDS['steps'].high):,}, got {args.num:,}")
     config = config_from_args(args)
     dataset = dataset_from_args(args, config)
     bar = tqdm(total=args.num, unit="lr", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
@@ -166,8 +173,8 @@ def cmd_lr_find(args: argparse.Namespace) -> dict[str, Any]:
     def report(done: int, total: int, partial: object) -> None:
         bar.update(done - bar.n)
 
-    result = lr_range_test(config, dataset, start=args.start, end=args.end, num=args.num, progress=report)
-    bar.close()
+    with bar:
+        result = lr_range_test(config, dataset, start=args.start, end=args.end, num=args.num, progress=report)
     if not args.json:
         print(f"suggested lr {result.suggested_lr:.4g} (log10 {result.suggested_exponent:.2f}): {result.rule}")
     return {
@@ -192,6 +199,8 @@ def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
         if not args.json:
             print(f"downloaded the lecture's names.txt to {path} (sha256 verified)")
         return {"path": str(path)}
+    # The same ranges as training: an absurd block size would otherwise try to allocate its windows.
+    TrainConfig(block_size=args.block_size, split_seed=args.split_seed)
     words = data.load_words(args.data) if args.data is not None else data.builtin_words()
     ds = data.make_dataset(words, block_size=args.block_size, split_seed=args.split_seed)
     info = {

@@ -162,7 +162,7 @@ def load_words(path: str | Path) -> list[str]:
 
 
 def write_words(words: Iterable[str], path: str | Path) -> Path:
-    """One word per line with a trailing newline, written atomically (temp file, then rename)."""
+    """One word per line with a trailing newline, written atomically (temp file, then rename); DatasetError if not."""
     return _write_bytes("".join(w + "\n" for w in words).encode("utf-8"), Path(path))
 
 
@@ -338,13 +338,18 @@ def download_lecture_names(dest: str | Path = LECTURE_PATH, url: str | None = No
 
 def _write_bytes(raw: bytes, dest: Path) -> Path:
     """Atomic write: a reader sees the old file or the new one, never a torn one."""
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise DatasetError(f"cannot write {dest}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(raw)
         os.replace(tmp, dest)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):  # e.g. dest is a directory, or the disk is full
+            raise DatasetError(f"cannot write {dest}: {exc.strerror or exc}") from None
         raise
     return dest
