@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -100,6 +101,33 @@ def count_params(vocab_size: int, config: TrainConfig) -> int:
     h = config.hidden
     extra = (config.hidden_layers - 1) * (h * h + h)
     return vocab_size * config.emb_dim + n_in * h + h + extra + h * vocab_size + vocab_size
+
+
+# A run past this estimate is refused before it allocates anything: absurd sliders must not take
+# down a shared server (override with MLP_MAX_MEMORY_GB).
+DEFAULT_MAX_MEMORY_GB = 4.0
+EVAL_ROWS = 32768  # examples per forward pass when evaluating (the trainer's EVAL_BATCH)
+
+
+def estimate_memory_bytes(vocab_size: int, config: TrainConfig) -> int:
+    """Rough upper bound of a run's float32 memory: weights, grads, optimizer state and one step's activations."""
+    params = count_params(vocab_size, config)
+    optimizer_state = 2 * params if config.optimizer == "adamw" else 0
+    per_example = config.block_size * config.emb_dim + 3 * config.hidden * config.hidden_layers + 3 * vocab_size
+    activations = max(config.batch_size, EVAL_ROWS) * per_example
+    return 4 * (2 * params + optimizer_state + activations)
+
+
+def check_memory(vocab_size: int, config: TrainConfig) -> None:
+    """Refuse, with the numbers, a configuration that would need more memory than allowed."""
+    limit_gb = float(os.environ.get("MLP_MAX_MEMORY_GB", DEFAULT_MAX_MEMORY_GB))
+    need = estimate_memory_bytes(vocab_size, config)
+    if need > limit_gb * 1e9:
+        raise ValueError(
+            f"this configuration needs about {need / 1e9:.1f} GB of memory (batch {config.batch_size:,}, "
+            f"hidden {config.hidden:,} x {config.hidden_layers}, {count_params(vocab_size, config):,} parameters); "
+            f"the limit is {limit_gb:g} GB (MLP_MAX_MEMORY_GB): use a smaller batch or model"
+        )
 
 
 def resolve_device(device: str) -> torch.device:

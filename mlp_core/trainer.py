@@ -21,12 +21,12 @@ import torch.nn.functional as F
 
 from .config import TrainConfig
 from .history import DecimatedSeries
-from .model import MLP, build_model, resolve_device
+from .model import EVAL_ROWS, MLP, build_model, check_memory, resolve_device
 
 if TYPE_CHECKING:
     from .data import NamesDataset
 
-EVAL_BATCH = 32768  # examples per forward pass when evaluating a whole split (bounds memory)
+EVAL_BATCH = EVAL_ROWS  # examples per forward pass when evaluating a whole split (bounds memory)
 MAX_EMBEDDING_SNAPSHOTS = 64
 GATHER_ELEMENTS = 1 << 22  # token ids gathered at once for a slice of training steps (32 MiB)
 
@@ -66,6 +66,7 @@ class Trainer:
     def __post_init__(self) -> None:
         if self.dataset.block_size != self.config.block_size:
             self.dataset = self.dataset.with_block_size(self.config.block_size)
+        check_memory(self.dataset.vocab.size, self.config)
         self.device = resolve_device(self.config.device)
         if self.model is None:
             self.model = build_model(self.dataset.vocab.size, self.config, self.device)

@@ -218,3 +218,14 @@ def test_dataset_is_rebuilt_for_another_block_size(tiny_dataset, tiny_config):
     t = _run(Trainer(tiny_config.replace(block_size=5, steps=10, eval_every=10), tiny_dataset), 10)
     assert t.dataset.block_size == 5 and t.model.W1.shape[0] == 5 * tiny_config.emb_dim
     assert math.isfinite(t.evals[-1].dev_loss)
+
+
+def test_a_configuration_past_the_memory_budget_is_refused_before_allocating(tiny_dataset, monkeypatch):
+    huge = TrainConfig(block_size=32, emb_dim=512, hidden=4096, hidden_layers=4, batch_size=65536, device="cpu")
+    with pytest.raises(
+        ValueError, match=r"needs about \d+\.\d GB of memory .* the limit is 4 GB \(MLP_MAX_MEMORY_GB\)"
+    ):
+        Trainer(huge, tiny_dataset)
+    monkeypatch.setenv("MLP_MAX_MEMORY_GB", "0.01")
+    with pytest.raises(ValueError, match=r"the limit is 0\.01 GB"):
+        Trainer(TrainConfig(hidden=16, emb_dim=2, device="cpu"), tiny_dataset)
