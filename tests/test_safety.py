@@ -85,7 +85,7 @@ def test_code_running_pickle_is_refused_by_the_cli_and_never_runs(protocol, tmp_
     assert code == 2 and out == ""
     line = one_error_line(err)
     # Protocol 0 has no magic bytes to recognise: it is refused as a broken safetensors header instead.
-    assert line == f"error: {PICKLE_MESSAGE}" if protocol else line.startswith("error: not a safetensors checkpoint")
+    assert (line == f"error: {PICKLE_MESSAGE}") if protocol else line.startswith("error: not a safetensors checkpoint")
     with pytest.raises(CheckpointError):  # --debug shows the traceback, and still runs nothing
         cli.main(["sample", "--checkpoint", str(path), "--debug"])
     assert not marker.exists(), "the pickle's code ran"
@@ -253,6 +253,23 @@ def test_settings_past_the_bounds_are_refused_by_name(name):
     for bad in (bound.low - 1, bound.high * 2 + 1, float("nan"), float("inf")):
         with pytest.raises(ConfigError, match=f"^{name} must be"):
             TrainConfig(**{name: bad})
+
+
+MAXIMA = {name: BOUNDS[name].high for name in ("block_size", "emb_dim", "hidden", "hidden_layers", "batch_size")}
+
+
+def test_every_size_at_its_maximum_is_refused_before_allocating(tiny_dataset, monkeypatch, capsys, tmp_path):
+    # Each is allowed alone; together they would need hundreds of GB, so the engine refuses with the numbers.
+    monkeypatch.delenv("MLP_MAX_MEMORY_GB", raising=False)
+    config = TrainConfig(**{**SMALL, **MAXIMA, "optimizer": "adamw"})
+    with pytest.raises(ValueError, match=r"^this configuration needs about [\d.]+ GB of memory \(batch 65,536"):
+        Trainer(config, tiny_dataset)
+    words = tmp_path / "words.txt"
+    words.write_text("emma\nava\nzoe\n")
+    flags = [x for name, v in MAXIMA.items() for x in ("--" + name.replace("_", "-"), str(int(v)))]
+    code, out, err = run_main(["train", "--data", str(words), *flags], capsys)
+    assert code == 2 and out == ""
+    assert one_error_line(err).startswith("error: this configuration needs about")
 
 
 def test_a_diverging_job_says_so_and_keeps_its_last_good_weights(tiny_dataset):
