@@ -12,7 +12,7 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -q >/dev/null
     DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium fonts-dejavu-core >/dev/null
   else
-    echo "setup: /usr/bin/chromium is missing; install it (sudo apt-get install chromium) or the browser tests fail" >&2
+    echo "setup: /usr/bin/chromium is missing; install it (sudo apt-get install chromium) or the browser tests are skipped" >&2
   fi
 fi
 .venv/bin/ruff check .

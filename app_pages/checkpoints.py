@@ -9,6 +9,7 @@ from dashboard import datasets, models, state
 from mlp_core.checkpoint import CheckpointError, describe_checkpoint, load_checkpoint
 from mlp_core.config import BOUNDS
 from mlp_core.data import DatasetError
+from mlp_core.job import RUNNING
 from mlp_core.registry import CapacityError
 
 st.title("Checkpoints")
@@ -25,10 +26,14 @@ else:
     st.download_button(
         "Download checkpoint (.safetensors)",
         data=lambda: models.job_checkpoint(run, job, label, dataset_label),  # built on click, in another thread
-        file_name=f"makemore_mlp_{label.strip('#')}_step{snap.step}.safetensors",
+        # A running job's step moves on before the click: only a settled one puts its step in the name.
+        file_name=f"makemore_mlp_{label.strip('#')}{'' if snap.status == RUNNING else f'_step{snap.step}'}.safetensors",
         mime="application/octet-stream",
         key="btn_download_ckpt",
         help="The weights at the moment you click, with the config and vocabulary (one safetensors file)",
+        # No rerun after a download: while a run trains, the rerun races the sidebar's auto-refresh and can
+        # leave the browser holding a revoked deferred-download id (every later click silently fails).
+        on_click="ignore",
     )
     st.caption(f"Run {label} · step {snap.step:,} ({snap.status}) · {snap.params:,} parameters · {dataset_label}")
 

@@ -214,7 +214,9 @@ def _dataset(run: Run, settings: Settings) -> None:
 
 
 def _upload(run: Run) -> None:
-    uploaded = st.file_uploader("Text file, one name per line", key=state.DATA_UPLOAD, help="UTF-8, at most 20 MB, one item per line")
+    uploaded = st.file_uploader(
+        "Text file, one name per line", key=state.DATA_UPLOAD, help="UTF-8, at most 20 MB, one item per line"
+    )
     ss = st.session_state
     if uploaded is not None:
         seen = ss.get(state.UPLOAD_RESULT)

@@ -23,6 +23,7 @@ from mlp_core.registry import Run, RunRegistry
 RUN_ID = "run_id"
 STARTED = "session_started"  # the URL has been read into the widgets
 NOTICES = "notices"  # warnings to show once (bad URL values, an expired run)
+WIDGET_BACKUP = "widget_backup"  # the settings widgets' last values (a plain key: Streamlit never drops it)
 CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
 # sidebar
 HP = "hp_"  # hyperparameter widgets are HP + field name: hp_lr, hp_block_size, ...
@@ -219,6 +220,9 @@ def registry() -> RunRegistry:
     return reg
 
 
+_SETTINGS_KEYS = (*(HP + name for name in field_names()), DATA_SOURCE, DATA_YEARS, DATA_SEX, SMOOTHING)
+
+
 def start_session() -> Run:
     """Once per script run: read the URL on a session's first run, reap idle runs, and find this session's Run."""
     reg = registry()
@@ -236,9 +240,15 @@ def start_session() -> Run:
         run_id = ss.get(RUN_ID)
         # Streamlit forgets the value of a widget that a run does not draw (e.g. "Decay at" while the
         # schedule is cosine); re-assigning detaches the values from the widgets so they survive.
-        for key in [k for k in ss if str(k).startswith(HP)] + [DATA_SOURCE, DATA_YEARS, DATA_SEX, SMOOTHING]:
+        # It can also drop one outright when a page switch interrupts a rerun (seen as the LR sweep
+        # ends): the widget would come back at its minimum, so put the last known value back instead.
+        backup = ss.get(WIDGET_BACKUP, {})
+        for key in _SETTINGS_KEYS:
             if key in ss:
                 ss[key] = ss[key]
+            elif key in backup:
+                ss[key] = backup[key]
+    ss[WIDGET_BACKUP] = {key: ss[key] for key in _SETTINGS_KEYS if key in ss}
     run = reg.get(run_id)
     if run is None:
         if run_id:

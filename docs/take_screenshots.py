@@ -9,6 +9,7 @@ from __future__ import annotations
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,6 +18,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
+from tests.e2e.ui import button, go_to  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 # The lecture's model, long enough to keep training while we visit every page.
@@ -45,7 +47,7 @@ def chart_is_current(page: Page) -> bool:
     )
 
 
-def shoot(page: Page, name: str, ready=None) -> None:
+def shoot(page: Page, name: str, ready: Callable[[Page], bool] | None = None) -> None:
     """A full-page PNG. Streamlit scrolls its main area inside the window, so Playwright's full_page
     sees only one screen: grow the window to the content's height instead (the sidebar is cut there)."""
     height = page.evaluate(
@@ -59,18 +61,18 @@ def shoot(page: Page, name: str, ready=None) -> None:
     deadline = time.monotonic() + 30
     while ready is not None and not ready(page) and time.monotonic() < deadline:
         time.sleep(0.05)
+    if page.locator('[data-testid="stException"]').count():
+        raise RuntimeError(
+            f"the {name} page shows an exception: " + page.locator('[data-testid="stException"]').first.inner_text()
+        )
     page.screenshot(path=OUT / f"{name}.png")
     page.set_viewport_size({"width": WIDTH, "height": HEIGHT})
     print(f"  {name}.png ({WIDTH}x{max(HEIGHT, height + 40)})")
 
 
-def go_to(page: Page, link: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(link, exact=True).click()
+def visit(page: Page, link: str) -> None:
+    go_to(page, link)
     settle(page)
-
-
-def button(page: Page, key: str):
-    return page.locator(f".st-key-{key} button").first
 
 
 def main() -> None:
@@ -79,45 +81,57 @@ def main() -> None:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": WIDTH, "height": HEIGHT}, accept_downloads=True)
         page.set_default_timeout(60_000)
-        page.goto(url + RUN)
-        button(page, "btn_start").click()
-        settle(page, 8)  # some history, evaluations and embedding snapshots to show
-        shoot(page, "train", ready=chart_is_current)
-
-        go_to(page, "LR sweep")
-        button(page, "btn_sweep").click()
-        page.get_by_text("Suggested learning rate").wait_for(timeout=120_000)
-        settle(page)
-        shoot(page, "lr_sweep")
-
-        go_to(page, "Sample")
-        button(page, "btn_sample").click()
-        page.get_by_text("new names").wait_for()
-        settle(page)
-        shoot(page, "sample")
-
-        # Download the model, then upload it back: the page then shows what a checkpoint holds.
-        go_to(page, "Checkpoints")
-        with page.expect_download() as download:
-            button(page, "btn_download_ckpt").click()
-        path = Path(tmp) / download.value.suggested_filename
-        download.value.save_as(path)
-        page.locator('.st-key-ckpt_upload input[type="file"]').set_input_files(str(path))
-        button(page, "btn_ckpt_train").wait_for()
-        settle(page)
-        shoot(page, "checkpoints")
-
-        # A second, quick run (the fast preset, to the end): two runs to compare, and embeddings with a
-        # visible structure (the lecture's N(0, 1) init squeezes most characters into one blob).
-        button(page, "preset_fast").click()
-        settle(page, 1)
-        button(page, "btn_start").click()
-        page.locator(".st-key-run_status").get_by_text("finished").wait_for(timeout=120_000)
-        for name, link in (("train_vs_dev", "Train vs dev"), ("embeddings", "Embeddings")):
-            go_to(page, link)
-            shoot(page, name)
-        browser.close()
+        try:
+            take_all(page, url, Path(tmp))
+        except Exception:
+            failure = Path(tempfile.gettempdir()) / "take_screenshots_failure.png"
+            page.screenshot(path=failure)
+            print(f"failed; the page at that moment: {failure}", file=sys.stderr)
+            raise
+        finally:
+            browser.close()
     print(f"wrote {len(list(OUT.glob('*.png')))} screenshots to {OUT}")
+
+
+def take_all(page: Page, url: str, tmp: Path) -> None:
+    """Start a run and visit every page, taking its picture."""
+    page.goto(url + RUN)
+    button(page, "btn_start").click()
+    settle(page, 8)  # some history, evaluations and embedding snapshots to show
+    shoot(page, "train", ready=chart_is_current)
+
+    visit(page, "LR sweep")
+    button(page, "btn_sweep").click()
+    page.get_by_text("Suggested learning rate").wait_for(timeout=120_000)
+    settle(page)
+    shoot(page, "lr_sweep")
+
+    visit(page, "Sample")
+    button(page, "btn_sample").click()
+    page.get_by_text("new names").wait_for()
+    settle(page)
+    shoot(page, "sample")
+
+    # Download the model, then upload it back: the page then shows what a checkpoint holds.
+    visit(page, "Checkpoints")
+    with page.expect_download() as download:
+        button(page, "btn_download_ckpt").click()
+    path = tmp / download.value.suggested_filename
+    download.value.save_as(path)
+    page.locator('.st-key-ckpt_upload input[type="file"]').set_input_files(str(path))
+    button(page, "btn_ckpt_train").wait_for()
+    settle(page)
+    shoot(page, "checkpoints")
+
+    # A second, quick run (the fast preset, to the end): two runs to compare, and embeddings with a
+    # visible structure (the lecture's N(0, 1) init squeezes most characters into one blob).
+    button(page, "preset_fast").click()
+    settle(page, 1)
+    button(page, "btn_start").click()
+    page.locator(".st-key-run_status").get_by_text("finished").wait_for(timeout=120_000)
+    for name, link in (("train_vs_dev", "Train vs dev"), ("embeddings", "Embeddings")):
+        visit(page, link)
+        shoot(page, name)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@ from .server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
 @pytest.fixture(scope="session")
 def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(env={"MLP_MAX_JOBS": "6"}, log_path=log) as url:
+    # A short idle timeout: a run left training by a failed test stops soon instead of slowing the others.
+    with streamlit_server(env={"MLP_MAX_JOBS": "6", "MLP_IDLE_TIMEOUT": "60"}, log_path=log) as url:
         yield url
     # A server-side traceback is a bug even when the page hid it.
     text = Path(log).read_text(errors="replace")
@@ -25,9 +26,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def browser() -> Iterator[object]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium); run_tests.sh installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (requirements-dev.txt)")
+    with sync_api.sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield b
         b.close()

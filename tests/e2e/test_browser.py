@@ -9,34 +9,12 @@ import pytest
 
 from mlp_core.checkpoint import load_checkpoint
 
+from .ui import PAGES, button, go_to, wait_until
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # A long lecture-size run: it keeps training through the whole test, so every page is seen mid-training.
 LONG_RUN = "/?steps=300000&eval_every=200&hidden=64"
-# Sidebar link -> the page's title.
-PAGES = {
-    "LR sweep": "Learning-rate range test",
-    "Embeddings": "Character embeddings",
-    "Train vs dev": "Train vs dev",
-    "Sample": "Sample names",
-    "Checkpoints": "Checkpoints",
-    "Train": "Train",
-}
-
-
-def wait_until(predicate, timeout: float = 30.0, interval: float = 0.25):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s")
-
-
-def button(page, key: str):
-    # .first: while a rerun is drawing, Streamlit can briefly show the old element beside the new one.
-    return page.locator(f".st-key-{key} button").first
 
 
 def status_text(page) -> str:
@@ -85,11 +63,6 @@ def stop_run(page) -> None:
         wait_until(lambda: "stopped" in status_text(page) or "finished" in status_text(page), 15)
 
 
-def go_to(page, link: str) -> None:
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(link, exact=True).click()
-    page.get_by_role("heading", name=PAGES[link], exact=True).wait_for()
-
-
 def test_live_training_chart_gains_points_and_every_page_renders(context, server_url):
     page = context.new_page()
     start_run(page, server_url)
@@ -101,12 +74,30 @@ def test_live_training_chart_gains_points_and_every_page_renders(context, server
     no_exception(page)
     run_id = re.search(r"run=([\w-]+)", page.url).group(1)
 
-    for link in PAGES:
+    for link in [*list(PAGES)[1:], "Train"]:
         go_to(page, link)
         no_exception(page)
         assert f"run={run_id}" in page.url, "navigating lost the run id"
         assert current_step(page) > 0
+        if link == "LR sweep":
+            # A short sweep beside the training run; leave the page the moment it ends (its last rerun
+            # and the page switch race: that once cost the sidebar its dataset settings).
+            page.locator(".st-key-sweep_steps input").fill("200")
+            page.locator(".st-key-sweep_steps input").press("Enter")
+            button(page, "btn_sweep").click()
+            page.get_by_text("Suggested learning rate").wait_for(timeout=90_000)
     assert "running" in status_text(page)
+    assert page.locator(".st-key-data_years").get_by_text("2017").count() > 0, "the dataset settings were lost"
+
+    # The sweep's suggestion goes into the sidebar with one click.
+    go_to(page, "LR sweep")
+    suggested = re.search(
+        r"Suggested learning rate: ([\d.e-]+)", page.get_by_text("Suggested learning rate").inner_text()
+    )
+    button(page, "btn_use_lr").click()
+    page.get_by_text("The sidebar's learning rate is now").wait_for()
+    assert float(page.locator(".st-key-hp_lr input").input_value()) == float(suggested.group(1))
+    no_exception(page)
     stop_run(page)
 
 
@@ -122,13 +113,19 @@ def test_sample_download_and_bad_uploads(context, server_url, tmp_path):
     no_exception(page)
 
     go_to(page, "Checkpoints")
-    with page.expect_download() as download_info:
-        button(page, "btn_download_ckpt").click()
-    path = tmp_path / "downloaded.safetensors"
-    download_info.value.save_as(path)
-    ckpt = load_checkpoint(path)
-    assert ckpt.config.hidden == 64 and ckpt.config.steps == 300000
-    assert ckpt.vocab.size == 27 and ckpt.meta["step"] > 0
+    steps = []
+    for i in range(3):  # again and again: each click builds the file from the weights of that moment
+        with page.expect_download() as download_info:
+            button(page, "btn_download_ckpt").click()
+        path = tmp_path / f"downloaded{i}.safetensors"
+        download_info.value.save_as(path)
+        assert download_info.value.suggested_filename == "makemore_mlp_1.safetensors"  # no stale step in the name
+        ckpt = load_checkpoint(path)
+        assert ckpt.config.hidden == 64 and ckpt.config.steps == 300000
+        assert ckpt.vocab.size == 27 and ckpt.vocab.itos[1] == "a"
+        steps.append(ckpt.meta["step"])
+        time.sleep(1)  # let the sidebar refresh in between, as it does for a user
+    assert 0 < steps[0] <= steps[1] <= steps[2] and steps[2] > steps[0], steps
 
     bad = tmp_path / "random.safetensors"
     bad.write_bytes(bytes(range(256)) * 40)
