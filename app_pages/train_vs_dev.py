@@ -106,6 +106,7 @@ else:
         column_config={k: st.column_config.NumberColumn(format="%.4f") for k in ("train", "dev", "test", "best dev")},
         key="runs_table",
     )
+    st.caption("Losses on the full splits; None = not computed (the test loss only on request, above).")
     st.download_button(
         "Download the table (CSV)",
         data=table.to_csv(index=False),
