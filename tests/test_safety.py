@@ -19,6 +19,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from test_checkpoint import HOSTILE, Evil
+from test_cli import run_main
 
 from mlp_core import cli, data
 from mlp_core.checkpoint import PICKLE_MESSAGE, CheckpointError, checkpoint_bytes, load_checkpoint
@@ -30,16 +31,6 @@ from mlp_core.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"emb_dim": 4, "hidden": 16, "steps": 40, "eval_every": 20, "device": "cpu"}
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    """cli.main in-process; argparse's own exits count as a return code."""
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_error_line(err: str) -> str:
