@@ -410,34 +410,25 @@ def char_probs_figure(word: str, targets: Sequence[str], probs: Sequence[float],
     x = list(range(len(targets)))
     ticks = [display_char(t) for t in targets]
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=probs,
-            marker_color=BLUE,
-            text=[f"{p:.2f}" for p in probs],
-            textposition="outside",
-            name="p(char | context)",
-            hovertemplate="%{customdata}<br>p = %{y:.4f}<extra></extra>",
-            customdata=ticks,
-        ),
-        row=1,
-        col=1,
+    rows = (
+        (probs, BLUE, "p(char | context)", "p = %{y:.4f}"),
+        (nll, RED, "NLL = −log p (nats)", "NLL = %{y:.3f}"),
     )
-    fig.add_trace(
-        go.Bar(
-            x=x,
-            y=nll,
-            marker_color=RED,
-            text=[f"{v:.2f}" for v in nll],
-            textposition="outside",
-            name="NLL = −log p (nats)",
-            hovertemplate="%{customdata}<br>NLL = %{y:.3f}<extra></extra>",
-            customdata=ticks,
-        ),
-        row=2,
-        col=1,
-    )
+    for row, (values, color, name, hover) in enumerate(rows, start=1):
+        fig.add_trace(
+            go.Bar(
+                x=x,
+                y=values,
+                marker_color=color,
+                text=[f"{v:.2f}" for v in values],
+                textposition="outside",
+                name=name,
+                hovertemplate="%{customdata}<br>" + hover + "<extra></extra>",
+                customdata=ticks,
+            ),
+            row=row,
+            col=1,
+        )
     _layout(fig, title or f"How likely is '{word}'?", "", "", height=520)
     fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks)
     fig.update_xaxes(title_text="character (the last '.' ends the name)", row=2, col=1)

@@ -253,15 +253,7 @@ def _hyperparameters() -> None:
         _slider("dropout", "Dropout", step=0.05)
         st.markdown("**Optimisation**")
         opt = st.selectbox("Optimizer", CHOICES["optimizer"], key=HP + "optimizer", help="sgd: the lecture's")
-        st.number_input(
-            "Learning rate",
-            min_value=BOUNDS["lr"].low,
-            max_value=BOUNDS["lr"].high,
-            step=0.01,
-            format="%g",
-            key=HP + "lr",
-            help=BOUNDS["lr"].help,
-        )
+        _float("lr", "Learning rate")
         schedule = st.selectbox("LR schedule", CHOICES["schedule"], key=HP + "schedule", help=_SCHEDULE_HELP)
         if schedule == "step":
             _slider("decay_at", "Decay at (fraction of steps)", step=0.05)
@@ -269,15 +261,7 @@ def _hyperparameters() -> None:
         elif schedule == "cosine":
             _slider("min_lr_ratio", "Final lr / lr", step=0.01)
         _int("warmup_steps", "Warm-up steps")
-        st.number_input(
-            "Weight decay",
-            min_value=BOUNDS["weight_decay"].low,
-            max_value=BOUNDS["weight_decay"].high,
-            step=0.01,
-            format="%g",
-            key=HP + "weight_decay",
-            help=BOUNDS["weight_decay"].help + (" (sgd: L2 on every parameter)" if opt == "sgd" else ""),
-        )
+        _float("weight_decay", "Weight decay", " (sgd: L2 on every parameter)" if opt == "sgd" else "")
         _int("batch_size", "Batch size")
         st.markdown("**Run**")
         _int("steps", "Steps", step=1000)
@@ -300,6 +284,13 @@ _SCHEDULE_HELP = "step: the lecture's drop to lr x factor; cosine: smooth decay 
 def _int(name: str, label: str, step: int = 1) -> None:
     low, high = state.numeric_bounds(name)
     st.number_input(label, min_value=int(low), max_value=int(high), step=step, key=HP + name, help=BOUNDS[name].help)
+
+
+def _float(name: str, label: str, help_extra: str = "") -> None:
+    b = BOUNDS[name]
+    st.number_input(
+        label, min_value=b.low, max_value=b.high, step=0.01, format="%g", key=HP + name, help=b.help + help_extra
+    )
 
 
 def _slider(name: str, label: str, step: float | None = None) -> None:

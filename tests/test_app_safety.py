@@ -297,8 +297,11 @@ def test_widget_values_past_the_bounds_never_reach_a_run():
     assert not at.exception
     job = run_of(at).job
     assert job is not None and job.wait(60)
-    assert 1 <= job.config.hidden <= 4096 and job.config.lr > 0 and job.config.batch_size >= 1
-    assert 1 <= job.config.block_size <= 32
+    # The run trains with what the widgets show, and none of the hostile values got through.
+    for key, bad in hostile.items():
+        value = getattr(job.config, key.removeprefix("hp_"))
+        shown = (at.slider if key == "hp_block_size" else at.number_input)(key=key).value
+        assert value == shown and value != bad, (key, value, shown)
 
 
 def test_nonsense_in_the_url_warns_and_falls_back_to_the_defaults():
