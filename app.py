@@ -1,34 +1,94 @@
 """makemore MLP explorer: the Streamlit dashboard. Run it with `streamlit run app.py`.
 
-This file sets up every page view: the session's run (reattached from the URL), the sidebar, and
-the navigation between the pages in app_pages/, which all show and drive that same run.
-
-The folder is deliberately not called `pages/`: Streamlit treats a `pages/` folder as the legacy
-multipage layout until the first st.navigation call, so a server's first request for a sub-page
-(and every AppTest rerun) would run that page file alone, without this script and its sidebar.
+This file is the first page, Train: live loss curves of this session's run, refreshed while it trains in the
+background. The other pages are in pages/; dashboard/layout.py sets up every page (sidebar, run, URL).
 """
 
 import streamlit as st
 
-from dashboard import sidebar, state
+from dashboard import charts, layout, sidebar, state
+from mlp_core.baselines import baselines_for
 
-st.set_page_config(page_title="makemore MLP explorer", page_icon=":material/neurology:", layout="wide")
+layout.setup_page()
 
-PAGES = [
-    st.Page("app_pages/train.py", title="Train", icon=":material/monitoring:", default=True),
-    st.Page("app_pages/lr_sweep.py", title="LR sweep", icon=":material/tune:", url_path="lr-sweep"),
-    st.Page("app_pages/embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
-    st.Page(
-        "app_pages/train_vs_dev.py", title="Train vs dev", icon=":material/compare_arrows:", url_path="train-vs-dev"
-    ),
-    st.Page("app_pages/sample.py", title="Sample", icon=":material/text_fields:"),
-    st.Page("app_pages/checkpoints.py", title="Checkpoints", icon=":material/save:"),
-]
+st.title("Train")
+run = state.current_run()
+if run.job is None:
+    st.info(
+        "Choose a dataset and hyperparameters in the sidebar (or a preset), then press **Start**. "
+        "The loss curves appear here and update live while the model trains in the background."
+    )
+    st.stop()
 
-page = st.navigation(PAGES)
-run = state.start_session()
-settings = state.current_settings()
-sidebar.render(run, settings)
-state.sync_url(state.current_settings(), run.run_id)
-state.show_notices()
-page.run()
+st.session_state.setdefault(state.SMOOTHING, 2)
+st.session_state.setdefault(state.SKIP_SPIKE, True)
+c1, c2 = st.columns([3, 2], vertical_alignment="bottom")
+smoothing = c1.slider(
+    "Smoothing (centred window, % of the plotted points)",
+    0,
+    20,
+    key=state.SMOOTHING,
+    help="A centred moving average of log10(loss): no lag and no start-up bias. 0 shows the raw bucket means.",
+)
+skip_spike = c2.toggle(
+    "Start the view after the initial spike",
+    key=state.SKIP_SPIKE,
+    help="The lecture's init starts near loss 20: showing it squeezes the interesting 2.0–2.6 into a sliver. "
+    "Off: the whole run from step 0.",
+)
+
+
+def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> None:
+    """Metrics and the loss chart from one snapshot; re-runs every REFRESH_S seconds while the job is active."""
+    run = state.run_by_id(run_id)
+    if run is None or run.job is None:
+        return
+    job = run.job
+    snap = job.snapshot()
+    last_eval = snap.evals[-1] if snap.evals else None
+    c = st.columns(5)
+    c[0].metric(f"step (of {snap.total_steps:,})", f"{snap.step:,}")
+    c[1].metric("batch loss", state.fmt_loss(snap.last_loss))
+    c[2].metric("dev loss", state.fmt_loss(last_eval.dev_loss) if last_eval else "—")
+    best_at = f"at step {snap.best_step:,}" if snap.best_step is not None else None
+    c[3].metric("best dev", state.fmt_loss(snap.best_dev), best_at, "off", delta_arrow="off")
+    c[4].metric("steps/s", f"{snap.steps_per_sec:,.0f}" if snap.steps_per_sec else "—")
+    alert = getattr(snap, "alert", "") or ""
+    if alert and snap.active:
+        st.warning(f"{alert[:1].upper()}{alert[1:]}.", icon=":material/warning:")
+        if state.drives(run):
+            st.button("Stop this run", key="btn_alert_stop", on_click=sidebar.act, args=("stop",))
+    if snap.message and snap.status in ("diverged", "error"):
+        st.error(snap.message)
+    elif snap.message and snap.status in ("stopped", "finished"):
+        st.info(snap.message)
+    if len(snap.train_history) == 0:
+        # No step has finished yet (a big model's first steps can take minutes): no empty axes meanwhile.
+        st.info(f"**{snap.status}**: the first steps are under way; the loss curve appears after the first of them.")
+    else:
+        baselines = baselines_for(job.dataset)
+        fig = charts.train_chart(
+            snap.train_history,
+            snap.evals,
+            snap.best_step,
+            snap.best_dev,
+            smoothing=smoothing,
+            references=charts.reference_losses(baselines),
+            title=f"Training loss of run {run.job_label} ({run.dataset_label})",
+            skip_spike=skip_spike,
+            uniform=baselines.uniform_loss,
+        )
+        st.plotly_chart(fig, key="train_chart", config={"displaylogo": False})
+        lecture = " and the lecture's MLP (2.17, only on its data and split)" if baselines.lecture_dev_loss else ""
+        st.caption(
+            f"Band: min–max of the minibatch losses in each plotted point ({snap.train_history.count.sum():,.0f} "
+            f"steps in {len(snap.train_history):,} buckets). Dev loss on the whole dev split every "
+            f"{snap.config.eval_every:,} steps. Dashed lines: uniform guessing, a bigram model of this "
+            f"data{lecture}."
+        )
+    if live and not snap.active:
+        st.rerun()  # the job ended: one full rerun stops the refreshing and updates the other views
+
+
+active = run.job.snapshot().active
+st.fragment(live_view, run_every=state.REFRESH_S if active else None)(run.run_id, active, smoothing / 100, skip_spike)

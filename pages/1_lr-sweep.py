@@ -2,12 +2,13 @@
 
 import streamlit as st
 
-from dashboard import charts, datasets, state
+from dashboard import charts, datasets, layout, state
 from mlp_core.data import DatasetError
 from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED, BackgroundTask
 from mlp_core.lr_sweep import lr_range_test
 from mlp_core.registry import CapacityError
 
+layout.setup_page()
 st.title("Learning-rate range test")
 st.markdown(
     "From a fresh init, take one minibatch step per candidate learning rate, with the rate growing "

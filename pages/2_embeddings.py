@@ -4,8 +4,9 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, state
+from dashboard import analysis, datasets, embedding_charts, layout, state
 
+layout.setup_page()
 st.title("Character embeddings")
 run = state.current_run()
 if run.job is None:
@@ -69,7 +70,19 @@ fixed = st.toggle(
     help="On: the replay does not rescale (early snapshots can be much wider). Off: zoom to this snapshot.",
 )
 x_range, y_range = analysis.axis_ranges(all_points if fixed else [all_points[steps.index(step)]])
-fig = charts.embedding_figure(
+search = st.text_input(
+    "Find characters",
+    key=state.EMB_SEARCH,
+    max_chars=64,
+    placeholder="e.g. aeiou",
+    help="Type characters to ring them in red on the chart (and always label them)",
+)
+wanted = job.dataset.vocab.fold_case(search)
+missing = sorted({ch for ch in wanted if ch not in labels})
+if missing:
+    st.caption(f"Not in this data's alphabet: {' '.join(missing)}")
+counts = datasets.char_counts(job.dataset)
+fig = embedding_charts.embedding_figure(
     all_points[steps.index(step)],
     labels,
     x_title=x_title,
@@ -77,8 +90,18 @@ fig = charts.embedding_figure(
     x_range=x_range,
     y_range=y_range,
     title=f"Character embeddings at step {step:,}",
+    counts=counts,
+    highlight=set(wanted) & set(labels),
 )
 st.plotly_chart(fig, key="embedding_chart", config={"displaylogo": False})
+if len(labels) > embedding_charts.MAX_LABELS + 1:
+    st.caption(
+        f"{len(labels):,} characters: labelled are the {embedding_charts.MAX_LABELS} most frequent in the data and "
+        "the ones you search for; hover a dot for its character. Labels that would overlap are moved aside, with "
+        "a line to their dot."
+    )
+else:
+    st.caption("Labels that would overlap are moved aside, with a line to their dot. Accented vowels count as vowels.")
 
 st.subheader("Nearest neighbours")
 if st.session_state.get(state.EMB_CHAR) not in labels:

@@ -5,114 +5,147 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, state
+from dashboard import charts, layout, state
 
+layout.setup_page()
 st.title("Train vs dev")
-run = state.current_run()
-job = run.job
+st.session_state.setdefault(state.OVERLAY_X, "step")
 
-if job is None:
-    st.info("Train a model first (sidebar: **Start**).")
-else:
-    snap = job.snapshot()
-    st.subheader(f"Run {run.job_label}: loss over training")
-    if snap.evals:
-        st.plotly_chart(charts.train_dev_figure(snap.evals), key="train_dev_chart", config={"displaylogo": False})
-        st.caption(
-            f"At every evaluation (each {snap.config.eval_every:,} steps): dev is the whole dev split; train is a "
-            "fixed random subset of the training examples the size of dev, so both are measured alike and cheaply."
-        )
+
+def fmt_losses(value: float) -> str:
+    """A loss for the table: never-computed or never-evaluated shows "—" (not NaN or Infinity)."""
+    return f"{value:.4f}" if value is not None and math.isfinite(value) else "—"
+
+
+def view(run_id: str, live: bool) -> None:
+    """The whole page from one snapshot; re-runs every REFRESH_S seconds while the run trains (live, cheaply)."""
+    run = state.run_by_id(run_id)
+    if run is None:
+        return
+    job = run.job
+    if job is None:
+        st.info("Train a model first (sidebar: **Start**).")
     else:
-        st.info(f"No evaluation yet: the first comes at step {snap.config.eval_every:,}.")
-
-    st.subheader("Full-split losses")
-    if st.button(
-        "Compute train and dev loss now",
-        key="btn_eval_full",
-        help="On a copy of the latest weights (safe while training); done automatically when a run ends",
-    ):
-        with st.spinner("Evaluating the whole train and dev splits…"):
-            run.evaluate_current(("train", "dev"))
-    summary = run.current_summary()
-    if summary is not None and summary.losses_step is not None and math.isfinite(summary.dev_loss):
-        gap = summary.dev_loss - summary.train_loss
-        c = st.columns(4)
-        c[0].metric("train loss", state.fmt_loss(summary.train_loss))
-        c[1].metric("dev loss", state.fmt_loss(summary.dev_loss))
-        c[2].metric("gap (dev − train)", f"{gap:+.4f}")
-        c[3].metric("test loss", state.fmt_loss(summary.test_loss))
-        stale = f" (the run is now at step {snap.step:,})" if snap.step != summary.losses_step else ""
-        st.caption(f"Weights of step {summary.losses_step:,}{stale}.")
-        if gap > 0.1:
-            st.warning(
-                f"Dev is {gap:.2f} nats above train: the model starts to **overfit** (it memorises the training "
-                "names). More data, dropout, weight decay or a smaller model help; stopping at the best dev step too."
+        snap = job.snapshot()
+        st.subheader(f"Run {run.job_label}: loss over training")
+        if snap.evals:
+            st.plotly_chart(charts.train_dev_figure(snap.evals), key="train_dev_chart", config={"displaylogo": False})
+            st.caption(
+                f"At every evaluation (each {snap.config.eval_every:,} steps): dev is the whole dev split; train is a "
+                "fixed random subset of the training examples the size of dev, so both are measured alike and cheaply."
             )
         else:
-            st.success(
-                f"Train and dev are close (gap {gap:+.3f}): **not overfitting**. As in the lecture, this means the "
-                "model is probably still underfitting: a bigger model (embedding, hidden size, context) can do better."
+            st.info(f"No evaluation yet: the first comes at step {snap.config.eval_every:,}.")
+
+        st.subheader("Full-split losses")
+        if st.button(
+            "Compute train and dev loss now",
+            key="btn_eval_full",
+            help="On a copy of the latest weights (safe while training); done automatically when a run ends",
+        ):
+            with st.spinner("Evaluating the whole train and dev splits…"):
+                run.evaluate_current(("train", "dev"))
+        summary = run.current_summary()
+        if summary is not None and summary.losses_step is not None and math.isfinite(summary.dev_loss):
+            gap = summary.dev_loss - summary.train_loss
+            c = st.columns(4)
+            c[0].metric("train loss", state.fmt_loss(summary.train_loss))
+            c[1].metric("dev loss", state.fmt_loss(summary.dev_loss))
+            c[2].metric("gap (dev − train)", f"{gap:+.4f}")
+            c[3].metric("test loss", state.fmt_loss(summary.test_loss))
+            stale = f" (the run is now at step {snap.step:,})" if snap.step != summary.losses_step else ""
+            st.caption(f"Weights of step {summary.losses_step:,}{stale}.")
+            if gap > 0.1:
+                st.warning(
+                    f"Dev is {gap:.2f} nats above train: the model starts to **overfit** (it memorises the "
+                    "training names). More data, dropout, weight decay or a smaller model help; stopping at the best "
+                    "dev step too."
+                )
+            else:
+                st.success(
+                    f"Train and dev are close (gap {gap:+.3f}): **not overfitting**. As in the lecture, this means "
+                    "the model is probably still underfitting: a bigger model (embedding, hidden size, context) can "
+                    "do better."
+                )
+        else:
+            st.caption("Not computed yet for this run: press the button, or wait for the run to end.")
+
+        with st.expander("Test split (use sparingly)"):
+            st.warning(
+                "The lecture's rule: tune on dev; evaluate on **test** only very sparingly, at the very end. Every "
+                "look at the test loss that influences a choice leaks information, and the test number stops being an "
+                "honest estimate of how the model does on new names."
             )
+            if st.button("Evaluate on the test split", key="btn_eval_test"):
+                with st.spinner("Evaluating the test split…"):
+                    s = run.evaluate_current(("train", "dev", "test"))
+                st.info(f"Test loss at step {s.losses_step:,}: **{s.test_loss:.4f}**")
+
+    st.subheader("All runs of this session")
+    history = run.history()
+    if not history:
+        st.caption("Runs appear here once they have trained at least one step.")
     else:
-        st.caption("Not computed yet for this run: press the button, or wait for the run to end.")
-
-    with st.expander("Test split (use sparingly)"):
-        st.warning(
-            "The lecture's rule: tune on dev; evaluate on **test** only very sparingly, at the very end. Every look "
-            "at the test loss that influences a choice leaks information, and the test number stops being an "
-            "honest estimate of how the model does on new names."
+        # Results first (they are what you compare), then the settings that produced them.
+        rows = [
+            {
+                "run": s.label,
+                "status": s.status,
+                "train": s.train_loss,
+                "dev": s.dev_loss,
+                "test": s.test_loss,
+                "best dev": s.best_dev,
+                "params": s.params,
+                "steps": s.steps,
+                "time (s)": round(s.seconds, 1),
+                "block": s.config.block_size,
+                "emb": s.config.emb_dim,
+                "hidden": s.config.hidden,
+                "layers": s.config.hidden_layers,
+                "init": s.config.init,
+                "optimizer": s.config.optimizer,
+                "lr": s.config.lr,
+                "schedule": s.config.schedule,
+                "batch": s.config.batch_size,
+                "dropout": s.config.dropout,
+                "weight decay": s.config.weight_decay,
+                "dataset": s.dataset,
+            }
+            for s in history
+        ]
+        table = pd.DataFrame(rows)
+        shown = table.copy()
+        for k in ("train", "dev", "test", "best dev"):
+            shown[k] = [fmt_losses(v) for v in table[k]]
+        st.dataframe(shown, hide_index=True, key="runs_table")
+        st.caption(
+            "Losses on the full splits; — = not computed (the test loss only on request, above) or, for best dev, "
+            "no evaluation yet."
         )
-        if st.button("Evaluate on the test split", key="btn_eval_test"):
-            with st.spinner("Evaluating the test split…"):
-                s = run.evaluate_current(("train", "dev", "test"))
-            st.info(f"Test loss at step {s.losses_step:,}: **{s.test_loss:.4f}**")
+        csv = table.replace([math.inf, -math.inf], math.nan)  # empty cells, not "inf", for a never-evaluated run
+        st.download_button(
+            "Download the table (CSV)",
+            data=csv.to_csv(index=False),
+            file_name="makemore_mlp_runs.csv",
+            mime="text/csv",
+            key="btn_runs_csv",
+        )
+        if any(s.evals for s in history):
+            x = st.radio(
+                "Overlay x axis",
+                ("step", "fraction"),
+                format_func={"step": "training step", "fraction": "fraction of each run"}.get,
+                key=state.OVERLAY_X,
+                horizontal=True,
+                help="Fraction: each run's steps divided by its planned steps, so runs of different lengths align",
+            )
+            st.plotly_chart(
+                charts.runs_overlay_figure(history, x=x), key="runs_overlay_chart", config={"displaylogo": False}
+            )
+    if live and not (job is not None and job.snapshot().active):
+        st.rerun()  # the run ended: one full rerun stops the refreshing
 
-st.subheader("All runs of this session")
-history = run.history()
-if not history:
-    st.caption("Runs appear here once they have trained at least one step.")
-else:
-    # Results first (they are what you compare), then the settings that produced them.
-    rows = [
-        {
-            "run": s.label,
-            "status": s.status,
-            "train": s.train_loss,
-            "dev": s.dev_loss,
-            "test": s.test_loss,
-            "best dev": s.best_dev,
-            "params": s.params,
-            "steps": s.steps,
-            "time (s)": round(s.seconds, 1),
-            "block": s.config.block_size,
-            "emb": s.config.emb_dim,
-            "hidden": s.config.hidden,
-            "layers": s.config.hidden_layers,
-            "init": s.config.init,
-            "optimizer": s.config.optimizer,
-            "lr": s.config.lr,
-            "schedule": s.config.schedule,
-            "batch": s.config.batch_size,
-            "dropout": s.config.dropout,
-            "weight decay": s.config.weight_decay,
-            "dataset": s.dataset,
-        }
-        for s in history
-    ]
-    table = pd.DataFrame(rows)
-    st.dataframe(
-        table,
-        hide_index=True,
-        column_config={k: st.column_config.NumberColumn(format="%.4f") for k in ("train", "dev", "test", "best dev")},
-        key="runs_table",
-    )
-    st.caption("Losses on the full splits; None = not computed (the test loss only on request, above).")
-    st.download_button(
-        "Download the table (CSV)",
-        data=table.to_csv(index=False),
-        file_name="makemore_mlp_runs.csv",
-        mime="text/csv",
-        key="btn_runs_csv",
-    )
-    if any(s.evals for s in history):
-        st.plotly_chart(charts.runs_overlay_figure(history), key="runs_overlay_chart", config={"displaylogo": False})
+
+run = state.current_run()
+active = run.job is not None and run.job.snapshot().active
+st.fragment(view, run_every=state.REFRESH_S if active else None)(run.run_id, active)

@@ -3,10 +3,11 @@
 import pandas as pd
 import streamlit as st
 
-from dashboard import analysis, charts, models, state
+from dashboard import analysis, layout, models, sample_charts, state
 from mlp_core.data import DatasetError
 from mlp_core.sampling import next_char_distribution, sample_names, score_word
 
+layout.setup_page()
 st.title("Sample names")
 run = state.current_run()
 sources = models.available(run)
@@ -19,7 +20,7 @@ if st.session_state.get(state.SAMPLE_SOURCE) not in sources:
 source = st.radio(
     "Model",
     sources,
-    format_func={models.CURRENT: "The current run", models.CHECKPOINT: "The uploaded checkpoint"}.get,
+    format_func=models.LABELS.get,
     key=state.SAMPLE_SOURCE,
     horizontal=True,
 )
@@ -40,6 +41,16 @@ temperature = c[1].slider(
 seed = c[2].number_input("Seed", min_value=0, max_value=2**31 - 1, value=0, key=state.SAMPLE_SEED)
 prefix = c[3].text_input("Starts with (optional)", key=state.SAMPLE_PREFIX, max_chars=16)
 
+
+def folded(text: str) -> str:
+    """text in the model's alphabet: 'Anna' on lowercase data is 'anna', and the page says so."""
+    fitted = choice.vocab.fold_case(text)
+    if fitted != text:
+        st.caption(f"'{text}' is read as '{fitted}': the data does not have those letters in that case (case folded).")
+    return fitted
+
+
+prefix = folded(prefix)
 if st.button("Sample", key="btn_sample", type="primary"):
     try:
         samples = sample_names(
@@ -51,21 +62,36 @@ if st.button("Sample", key="btn_sample", type="primary"):
             prefix=prefix,
             train_words=choice.train_words,
         )
-        st.session_state[state.SAMPLES] = (choice.caption, samples)
+        st.session_state[state.SAMPLES] = (choice.caption, samples, choice.held_out_words)
     except (DatasetError, ValueError) as exc:
         st.error(str(exc))
 
 if state.SAMPLES in st.session_state:
-    caption, samples = st.session_state[state.SAMPLES]
+    caption, samples, held_out = st.session_state[state.SAMPLES]
+    held_out = held_out or frozenset()
     known = [s for s in samples if s.is_new is not None]
     if known:
-        new = sum(s.is_new for s in known)
-        st.metric("new names (not in the training set)", f"{new} / {len(known)} ({new / len(known):.0%})")
-    marks = {True: "new", False: "in training set", None: "?"}
+        new = [s for s in known if s.is_new]
+        real = sum(s.name in held_out for s in new)
+        st.metric("new names (not in the training set)", f"{len(new)} / {len(known)} ({len(new) / len(known):.0%})")
+        if new and held_out:
+            st.caption(
+                f"Of the {len(new)} new names, {real} are real names from the held-out dev/test words "
+                "(the model never saw them, yet made them up) and "
+                f"{len(new) - real} are in none of the data's words."
+            )
+
+    def mark(s) -> str:
+        if s.is_new is None:
+            return "?"
+        if not s.is_new:
+            return "in training set"
+        return "new (a real held-out name)" if s.name in held_out else "new"
+
     table = pd.DataFrame(
         {
             "name": [s.name + ("…" if s.truncated else "") for s in samples],
-            "new?": [marks[s.is_new] for s in samples],
+            "new?": [mark(s) for s in samples],
             "NLL (nats)": [s.nll for s in samples],
         }
     )
@@ -82,12 +108,16 @@ if state.SAMPLES in st.session_state:
     )
 
 st.subheader("How likely is a name?")
+if st.session_state.get(state.SCORE_WORD, "emma") == "emma" and not set("emma") <= set(choice.vocab.chars):
+    # The lecture's example means nothing in another alphabet: start from one of the data's own names.
+    st.session_state[state.SCORE_WORD] = min(choice.held_out_words or choice.train_words or {""})
 word = st.text_input("Type a name", value="emma", key=state.SCORE_WORD, max_chars=32)
 if word:
+    word = folded(word)
     try:
         score = score_word(choice.model, choice.vocab, word)
         st.plotly_chart(
-            charts.char_probs_figure(
+            sample_charts.char_probs_figure(
                 word,
                 list(score.targets),
                 list(score.probs),
@@ -100,11 +130,25 @@ if word:
         st.error(str(exc))
 
 st.subheader("What comes next?")
-context = st.text_input("Context (the start of a name; empty = the first letter)", value="", key=state.NEXT_CONTEXT)
+c1, c2 = st.columns([3, 2])
+context = c1.text_input("Context (the start of a name; empty = the first letter)", value="", key=state.NEXT_CONTEXT)
+use_t = c2.toggle(
+    f"Apply the sampling temperature (T = {temperature:g})",
+    value=False,
+    key=state.NEXT_USE_TEMPERATURE,
+    help="Off: the model's own distribution (T = 1). On: the distribution the sampler above draws from.",
+)
+next_t = temperature if use_t else 1.0
+context = folded(context)
 try:
-    dist = next_char_distribution(choice.model, choice.vocab, context, temperature=temperature)
-    st.plotly_chart(charts.next_char_figure(dist, context), key="next_char_chart", config={"displaylogo": False})
+    dist = next_char_distribution(choice.model, choice.vocab, context, temperature=next_t)
+    st.plotly_chart(
+        sample_charts.next_char_figure(dist, context, temperature=next_t),
+        key="next_char_chart",
+        config={"displaylogo": False},
+    )
     top = ", ".join(f"{analysis.display_char(ch)} {p:.2f}" for ch, p in sorted(dist, key=lambda cp: -cp[1])[:5])
-    st.caption(f"Most likely: {top}. The model sees only the last {choice.model.block_size} characters.")
+    heat = "the model's own distribution (T = 1)" if next_t == 1 else f"at the sampling temperature T = {next_t:g}"
+    st.caption(f"Most likely: {top}; {heat}. The model sees only the last {choice.model.block_size} characters.")
 except (DatasetError, ValueError) as exc:
     st.error(str(exc))

@@ -5,17 +5,19 @@ import copy
 import pandas as pd
 import streamlit as st
 
-from dashboard import datasets, models, state
+from dashboard import datasets, layout, models, state
 from mlp_core.checkpoint import CheckpointError, describe_checkpoint, load_checkpoint
 from mlp_core.config import BOUNDS
 from mlp_core.data import DatasetError
 from mlp_core.job import RUNNING
 from mlp_core.registry import CapacityError
 
+layout.setup_page()
 st.title("Checkpoints")
 run = state.current_run()
 
 st.subheader("Download the current model")
+ss = st.session_state
 job = run.job
 if job is None:
     st.info("No model yet: train one first (sidebar: **Start**).")
@@ -37,6 +39,42 @@ else:
     )
     st.caption(f"Run {label} · step {snap.step:,} ({snap.status}) · {snap.params:,} parameters · {dataset_label}")
 
+    st.subheader("The best-dev weights")
+    if snap.best_step is None:
+        st.caption(f"None yet: the first dev evaluation comes at step {snap.config.eval_every:,}.")
+    else:
+        st.markdown(
+            f"Run {label} had its lowest dev loss, **{snap.best_dev:.4f}**, at step **{snap.best_step:,}**"
+            + (f" (it is now at step {snap.step:,})." if snap.step != snap.best_step else ".")
+            + " Later steps can overfit: these weights are kept apart, to download, sample from or train on."
+        )
+        b1, b2, b3 = st.columns(3)
+        b1.download_button(
+            "Download the best-dev weights",
+            data=lambda: models.job_checkpoint(run, job, label, dataset_label, best=True),
+            file_name=f"makemore_mlp_{label.strip('#')}_best_step{snap.best_step}.safetensors",
+            mime="application/octet-stream",
+            key="btn_download_best",
+            on_click="ignore",  # as above
+        )
+
+        def sample_best() -> None:
+            st.session_state[state.SAMPLE_SOURCE] = models.BEST
+
+        if b2.button("Sample from them", key="btn_best_sample", on_click=sample_best):
+            st.switch_page("pages/4_sample.py")
+        b3.button(
+            "Continue training from them",
+            key="btn_best_continue",
+            on_click=lambda: continue_from_best(),
+            disabled=not state.drives(run),
+            help=f"A new run that starts from the step-{snap.best_step:,} weights and trains to step "
+            f"{snap.config.steps:,} with this run's settings and data (this run ends, as with Start)",
+        )
+    outcome = ss.pop(state.BEST_TRAIN_OUTCOME, None)
+    if outcome is not None:
+        (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+
 st.subheader("Upload a checkpoint")
 uploaded = st.file_uploader("A .safetensors checkpoint saved here or by the CLI", key=state.CKPT_UPLOAD)
 ss = st.session_state
@@ -53,6 +91,33 @@ if uploaded is not None:
             ss[state.CKPT_UPLOAD_RESULT] = (uploaded.file_id, f"Cannot load {uploaded.name}: {exc}")
     if ss[state.CKPT_UPLOAD_RESULT][1]:
         st.error(ss[state.CKPT_UPLOAD_RESULT][1])
+        if run.checkpoint is not None:  # never show the previous checkpoint as if it were the rejected upload
+            st.warning(
+                f"Still loaded: **{run.checkpoint_name}**, the checkpoint you uploaded before "
+                f"({uploaded.name} was not loaded). Everything below is about {run.checkpoint_name}."
+            )
+
+
+def continue_from_best() -> None:
+    """Callback: a new job from the current job's best-dev weights, at the step they were evaluated."""
+    run = state.current_run()
+    job = run.job
+    snap = job.snapshot() if job is not None else None
+    if snap is None or snap.best_step is None:
+        return
+    try:
+        state.registry().start_new_job(
+            run.run_id,
+            job.config,
+            job.dataset,
+            job.best_model(),
+            start_step=snap.best_step,
+            dataset_label=f"{run.dataset_label} from {run.job_label}'s best dev (step {snap.best_step:,})",
+        )
+        message = f"Training on from step {snap.best_step:,} (the best-dev weights): see the Train page."
+        st.session_state[state.BEST_TRAIN_OUTCOME] = ("ok", message)
+    except (DatasetError, CapacityError, ValueError, RuntimeError) as exc:
+        st.session_state[state.BEST_TRAIN_OUTCOME] = ("error", str(exc))
 
 
 def keep_training() -> None:
@@ -93,7 +158,7 @@ if ckpt is not None:
 
     c1, c2 = st.columns(2)
     if c1.button("Sample from it", key="btn_ckpt_sample", on_click=sample_it):
-        st.switch_page("app_pages/sample.py")
+        st.switch_page("pages/4_sample.py")
     c2.button(
         "Put its settings in the sidebar",
         key="btn_ckpt_settings",
@@ -116,7 +181,14 @@ if ckpt is not None:
             step=1000,
             key=state.CKPT_UNTIL,
         )
-        st.button("Keep training", key="btn_ckpt_train", type="primary", on_click=keep_training)
+        st.button(
+            "Keep training",
+            key="btn_ckpt_train",
+            type="primary",
+            on_click=keep_training,
+            disabled=not state.drives(run),
+            help="A new run of this session from the checkpoint's weights (the current run ends, as with Start)",
+        )
     outcome = ss.pop(state.CKPT_TRAIN_OUTCOME, None)
     if outcome is not None:
         (st.success if outcome[0] == "ok" else st.error)(outcome[1])

@@ -6,15 +6,10 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from dashboard import layout
+
 # Sidebar link -> the page's title.
-PAGES = {
-    "Train": "Train",
-    "LR sweep": "Learning-rate range test",
-    "Embeddings": "Character embeddings",
-    "Train vs dev": "Train vs dev",
-    "Sample": "Sample names",
-    "Checkpoints": "Checkpoints",
-}
+PAGES = {page.label: page.heading for page in layout.PAGES}
 
 
 def wait_until(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.25) -> Any:
@@ -36,6 +31,6 @@ def button(page, key: str):
 
 def go_to(page, link: str) -> None:
     """Click a sidebar nav link and wait until the page's title (or an exception box) shows."""
-    page.locator('[data-testid="stSidebarNav"]').get_by_text(link, exact=True).click()
+    page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]').get_by_text(link, exact=True).click()
     heading = page.get_by_role("heading", name=PAGES[link], exact=True)
     heading.or_(page.locator('[data-testid="stException"]')).first.wait_for()

@@ -1,0 +1,61 @@
+"""Every page's frame: page config, the session's run, the navigation and the sidebar, the URL, notices.
+
+The pages use Streamlit's classic layout, the one the user's design card names: `app.py` is the
+first page (Train) and each other page is a file in `pages/`. Streamlit runs only the file a URL
+names, so every page starts with `setup_page()`. This (and not `st.navigation`) is what makes a
+deep link right on a freshly started server: with `st.navigation` plus a `pages/` folder, the first
+request for a sub-page ran that page without the sidebar or popped "Page not found" (Streamlit
+issue #9624). Streamlit's own page list is hidden (`client.showSidebarNavigation = false` in
+.streamlit/config.toml) so the links below can carry proper labels and icons; a page's URL path is its
+file name without the number prefix (`pages/1_lr-sweep.py` -> `/lr-sweep`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import streamlit as st
+
+from mlp_core.registry import Run
+
+from . import sidebar, state
+
+
+@dataclass(frozen=True)
+class Page:
+    path: str  # relative to app.py; Streamlit derives the URL path from the file name
+    label: str  # the sidebar link
+    icon: str
+    heading: str  # the page's title, as the page shows it
+
+    @property
+    def url_path(self) -> str:
+        """The URL path Streamlit gives this page ("" for the first page)."""
+        if self.path == "app.py":
+            return ""
+        return self.path.removeprefix("pages/").removesuffix(".py").lstrip("0123456789_- ")
+
+
+PAGES: tuple[Page, ...] = (
+    Page("app.py", "Train", ":material/monitoring:", "Train"),
+    Page("pages/1_lr-sweep.py", "LR sweep", ":material/tune:", "Learning-rate range test"),
+    Page("pages/2_embeddings.py", "Embeddings", ":material/scatter_plot:", "Character embeddings"),
+    Page("pages/3_train-vs-dev.py", "Train vs dev", ":material/compare_arrows:", "Train vs dev"),
+    Page("pages/4_sample.py", "Sample", ":material/text_fields:", "Sample names"),
+    Page("pages/5_checkpoints.py", "Checkpoints", ":material/save:", "Checkpoints"),
+    Page("pages/6_diagnostics.py", "Inside the network", ":material/neurology:", "Inside the network"),
+)
+
+
+def setup_page() -> Run:
+    """Run first on every page: the page config, this session's run, the sidebar, the URL, the notices."""
+    st.set_page_config(page_title="makemore MLP explorer", page_icon=":material/neurology:", layout="wide")
+    run = state.start_session()
+    settings = state.current_settings()
+    with st.sidebar:
+        for page in PAGES:
+            st.page_link(page.path, label=page.label, icon=page.icon)
+    sidebar.render(run, settings)
+    state.sync_url(state.current_settings(), run.run_id)
+    state.show_notices()
+    return run
