@@ -19,6 +19,7 @@ import json
 import statistics
 import subprocess
 import sys
+import time
 
 import torch
 from baseline import run_baseline
@@ -34,13 +35,19 @@ def ours_cli(target: float) -> tuple[float, dict]:
 
 
 def ours_inprocess(target: float) -> tuple[float, dict]:
-    from tune import run
-
+    """The CLI's loop through the Trainer: advance to each evaluation, stop at the first dev <= target."""
     from mlp_core.config import preset
+    from mlp_core.trainer import Trainer
 
     config = preset("fast")
-    result = run(config, lecture_dataset(config.block_size), target)
-    return result["reached_s"], result
+    trainer = Trainer(config, lecture_dataset(config.block_size))
+    reached = None
+    t0 = time.perf_counter()
+    while not trainer.finished and reached is None:
+        point = trainer.advance(config.steps).evaluated
+        if point is not None and point.dev_loss <= target:
+            reached = time.perf_counter() - t0
+    return reached, {"steps": trainer.step, "best_dev": trainer.best_dev}
 
 
 def main() -> None:

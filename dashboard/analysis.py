@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -64,6 +65,18 @@ def centred_average(values: np.ndarray, weights: np.ndarray, window: int) -> np.
 def display_char(ch: str) -> str:
     """How a character is shown in a chart: a space as '␣', anything else as itself."""
     return "␣" if ch == " " else ch
+
+
+# Base letters of vowels, lower case: Latin (with æ, ø, œ, which do not decompose), Greek and Cyrillic.
+VOWEL_BASES = frozenset("aeiouæøœ" + "αεηιουω" + "аеиоуыэюяё")
+
+
+def is_vowel(ch: str) -> bool:
+    """A vowel, accents and case aside: 'é', 'Ö', 'å' count (NFD splits off the accent; the base letter decides)."""
+    if len(ch) != 1 or ch in "йЙ":  # и with a breve is the consonant й
+        return False
+    base = unicodedata.normalize("NFD", ch)[0].lower()
+    return base in VOWEL_BASES or ch.lower() in VOWEL_BASES
 
 
 # ---------------------------------------------------------------------- embeddings

@@ -14,17 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
-from .analysis import centred_average, display_char, downsample_buckets
-
-# Reference losses (nats per character) from the lecture, on its names.txt.
-BIGRAM_LOSS = 2.45  # makemore part 1: the counted bigram model
-LECTURE_DEV_LOSS = 2.17  # makemore part 2: the MLP at the end of the lecture
+from .analysis import centred_average, downsample_buckets
 
 BLUE, ORANGE, GREEN, RED, GREY, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#7f7f7f", "#9467bd"
 RUN_COLORS = (BLUE, ORANGE, GREEN, RED, PURPLE, "#8c564b", "#e377c2", "#17becf", "#bcbd22", GREY)
-VOWELS = frozenset("aeiouAEIOU")
 FONT_SIZE = 14
 HEIGHT = 500
 
@@ -91,13 +85,67 @@ def train_curve(
     return TrainCurve(step, mean, smoothed, low, high, dev_step, dev_loss, best_step, best_dev)
 
 
-LOSS_TICKS = (1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
-# Over a wide range (the lecture init starts near 20) the quarter ticks would print on top of each other.
-LOSS_TICKS_COARSE = (1.5, 2, 2.5, 3, 4, 5, 6, 8, 10, 15, 20, 30, 50, 100)
+# Tick mantissas per decade for a log axis, finest first (see log_ticks for the choice).
+TICK_MANTISSAS = (
+    tuple(round(1 + 0.1 * i, 1) for i in range(90)),  # 1.0, 1.1, ... 9.9: for a narrow range like 2.05-2.6
+    (1, 1.25, 1.5, 1.75, 2, 2.25, 2.5, 2.75, 3, 3.5, 4, 5, 6, 7, 8, 9),
+    (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8),
+    (1, 1.5, 2, 3, 5, 7),
+    (1, 2, 5),
+    (1, 3),
+    (1,),
+)
+PLOT_PX = 380  # about the plotting area's height in a HEIGHT-pixel figure (title, legend and margins removed)
+LABEL_PX = 18  # two tick or reference labels closer than this overlap
 
 
-def train_figure(curve: TrainCurve, vocab_size: int = 27, title: str = "Training loss") -> go.Figure:
-    """Minibatch loss (min/max band, mean, smoothed), dev loss, reference lines and the best dev step, log y."""
+def log_ticks(lo: float, hi: float, plot_px: float = PLOT_PX) -> list[float]:
+    """Tick values for a log10 axis from lo to hi (in log10 units) that cover the range, labels never overlapping.
+
+    The coarsest set with at least 4 ticks in range (few, round labels), else the one with the most ticks.
+    """
+    span = max(hi - lo, 1e-9)
+    min_gap = span * LABEL_PX / plot_px  # in decades
+    decades = range(math.floor(lo) - 1, math.ceil(hi) + 1)
+    fitting = []
+    for mantissas in TICK_MANTISSAS:
+        ticks = [round(m * 10.0**d, 12) for d in decades for m in mantissas]
+        ticks = [t for t in ticks if lo <= math.log10(t) <= hi]
+        if len(ticks) < 2 or np.diff(np.log10(ticks)).min() >= min_gap:
+            fitting.append(ticks)
+    enough = [t for t in fitting if len(t) >= 4]
+    if enough:
+        return enough[-1]
+    best = max(fitting, key=len, default=[])
+    return best if best else [10.0 ** round((lo + hi) / 2)]
+
+
+def spike_end(curve: TrainCurve, uniform: float) -> int | None:
+    """The first plotted step after the init spike: where the smoothed loss is first back under uniform guessing.
+
+    None when there is no spike to skip (the run starts near uniform, or never gets under it).
+    """
+    if len(curve.step) < 2 or not np.isfinite(curve.smoothed[0]) or curve.smoothed[0] <= 1.2 * uniform:
+        return None
+    below = np.nonzero(np.asarray(curve.smoothed) <= uniform)[0]
+    if len(below) == 0 or below[0] == 0 or below[0] >= len(curve.step) - 1:
+        return None
+    return int(curve.step[below[0]])
+
+
+def train_figure(
+    curve: TrainCurve,
+    references: Sequence[tuple[str, float]] = (),
+    title: str = "Training loss",
+    *,
+    skip_spike: bool = False,
+    uniform: float | None = None,
+) -> go.Figure:
+    """Minibatch loss (min/max band, mean, smoothed), dev loss, reference lines and the best dev step, log y.
+
+    skip_spike starts the view after the init spike (the lecture init starts near 20): the spike would
+    otherwise squeeze the interesting 2.0-2.6 into a sliver. The data stays in the figure (zoom out to see it).
+    """
     fig = go.Figure(layout={"yaxis": {"type": "log"}})  # log first: annotations are placed in log10 units
     if len(curve.step):
         fig.add_trace(
@@ -154,31 +202,43 @@ def train_figure(curve: TrainCurve, vocab_size: int = 27, title: str = "Training
                 hovertemplate="best dev loss %{y:.4f}<br>at step %{x:,}<extra></extra>",
             )
         )
-    refs = reference_losses(vocab_size)
-    _add_reference_lines(fig, refs)
+    refs = list(references)
     _layout(fig, title, "training step", "loss (nats per character, log scale)")
     fig.update_layout(margin={"r": 170})  # room for the reference lines' labels
+    start = spike_end(curve, uniform) if skip_spike and uniform is not None else None
+    y_range = _log_range(curve, [v for _, v in refs], from_step=start)
+    if start is not None and len(curve.step):
+        fig.update_xaxes(range=[start, float(curve.step[-1])])
+    _add_reference_lines(fig, refs, y_range)
     # Explicit ticks: plotly's own log ticks label 20 as a bare "2" next to the real 2.
-    y_range = _log_range(curve, [v for _, v in refs])
-    ticks = LOSS_TICKS if y_range[1] - y_range[0] < 0.5 else LOSS_TICKS_COARSE  # 0.5 decades: about 1.8 to 5.7
+    ticks = log_ticks(*y_range)
     fig.update_yaxes(range=y_range, tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     return fig
 
 
-def reference_losses(vocab_size: int = 27) -> list[tuple[str, float]]:
-    """(label, loss) lines to compare against: uniform guessing, the lecture's bigram and MLP."""
-    uniform = math.log(max(vocab_size, 2))
-    return [
-        (f"uniform: ln {vocab_size} = {uniform:.2f}", uniform),
-        (f"bigram (lecture) {BIGRAM_LOSS:.2f}", BIGRAM_LOSS),
-        (f"MLP dev (lecture) {LECTURE_DEV_LOSS:.2f}", LECTURE_DEV_LOSS),
+def reference_losses(baselines) -> list[tuple[str, float]]:
+    """(label, loss) lines for a dataset's mlp_core.baselines.Baselines: uniform, bigram, and the lecture's MLP
+
+    (the lecture's 2.17 only where the baselines carry it: the lecture's data and split)."""
+    refs = [
+        (f"uniform guessing {baselines.uniform_loss:.2f}", baselines.uniform_loss),
+        (f"bigram (this data) {baselines.bigram_dev_loss:.2f}", baselines.bigram_dev_loss),
     ]
+    if baselines.lecture_dev_loss is not None:
+        refs.append((f"MLP dev (lecture) {baselines.lecture_dev_loss:.2f}", baselines.lecture_dev_loss))
+    return refs
 
 
-def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]]) -> None:
+def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]], y_range: Sequence[float]) -> None:
     # Layout shapes and annotations, not traces: they cost nothing to redraw and stay out of the legend.
     shapes, notes = list(fig.layout.shapes), list(fig.layout.annotations)
-    for label, value in refs:
+    lo, hi = y_range
+    # Labels sit in the right margin at their line's height, pushed apart where lines are close (2.17 / 2.45).
+    place = sorted((math.log10(v), label, v) for label, v in refs if v > 0 and lo <= math.log10(v) <= hi)
+    ys, gap = [], (hi - lo) * LABEL_PX / PLOT_PX
+    for y, _, _ in place:
+        ys.append(max(y, ys[-1] + gap) if ys else y)
+    for (_, label, value), y in zip(place, ys, strict=True):
         shapes.append(
             {
                 "type": "line",
@@ -197,7 +257,7 @@ def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]]) -> None:
                 "x": 1.01,
                 "xanchor": "left",
                 "yref": "y",
-                "y": math.log10(value) if fig.layout.yaxis.type == "log" else value,
+                "y": y,
                 "yanchor": "middle",
                 "align": "left",
                 "text": label,
@@ -208,9 +268,12 @@ def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]]) -> None:
     fig.update_layout(shapes=shapes, annotations=notes)
 
 
-def _log_range(curve: TrainCurve, refs: list[float]) -> list[float]:
-    """A log10 y range that shows the data and the reference lines, ignoring non-finite values."""
-    values = np.concatenate([curve.low, curve.high, curve.dev_loss, np.asarray(refs, dtype=np.float64)])
+def _log_range(curve: TrainCurve, refs: list[float], from_step: int | None = None) -> list[float]:
+    """A log10 y range that shows the data (from from_step on) and the reference lines, ignoring non-finite values."""
+    keep = np.asarray(curve.step) >= from_step if from_step is not None else slice(None)
+    dev_keep = np.asarray(curve.dev_step) >= from_step if from_step is not None else slice(None)
+    parts = [np.asarray(curve.low)[keep], np.asarray(curve.high)[keep], np.asarray(curve.dev_loss)[dev_keep]]
+    values = np.concatenate([*parts, np.asarray(refs, dtype=np.float64)])
     values = values[np.isfinite(values) & (values > 0)]
     if len(values) == 0:
         return [0.0, 1.0]
@@ -226,8 +289,10 @@ def train_chart(
     *,
     smoothing: float = 0.02,
     max_points: int = 800,
-    vocab_size: int = 27,
+    references: Sequence[tuple[str, float]] = (),
     title: str = "Training loss",
+    skip_spike: bool = False,
+    uniform: float | None = None,
 ) -> go.Figure:
     """The Train page's whole server-side work for one redraw: loss history (a SeriesView) -> arrays -> Figure.
 
@@ -245,7 +310,7 @@ def train_chart(
         smoothing=smoothing,
         max_points=max_points,
     )
-    return train_figure(curve, vocab_size, title)
+    return train_figure(curve, references, title, skip_spike=skip_spike, uniform=uniform)
 
 
 # ---------------------------------------------------------------------- train vs dev
@@ -278,25 +343,42 @@ def train_dev_figure(evals: Sequence, title: str = "Train vs dev loss at each ev
     return _layout(fig, title, "training step", "loss (nats per character)", height=460)
 
 
-def runs_overlay_figure(summaries: Sequence, title: str = "Dev loss of every run in this session") -> go.Figure:
-    """One dev-loss curve per run (RunSummary.evals), so runs with different settings compare at a glance."""
-    fig = go.Figure()
+def runs_overlay_figure(
+    summaries: Sequence, x: str = "step", title: str = "Dev loss of every run in this session"
+) -> go.Figure:
+    """One dev-loss curve per run (RunSummary.evals), log y, so runs with different settings compare at a glance.
+
+    x="fraction" puts each run's steps as a fraction of its planned steps: runs of different lengths align.
+    """
+    fig = go.Figure(layout={"yaxis": {"type": "log"}})
+    values = []
     for i, s in enumerate(summaries):
         if not s.evals:
             continue
         steps, dev, _ = zip(*s.evals, strict=True)
+        xs = [k / max(s.config.steps, 1) for k in steps] if x == "fraction" else list(steps)
+        values.extend(v for v in dev if math.isfinite(v) and v > 0)
+        x_hover = "%{x:.0%} of the run" if x == "fraction" else "step %{x:,}"
         fig.add_trace(
             go.Scatter(
-                x=steps,
+                x=xs,
                 y=dev,
                 mode="lines+markers",
                 marker={"size": 5},
                 line={"color": RUN_COLORS[i % len(RUN_COLORS)], "width": 2},
-                name=f"{s.label}: {run_caption(s.config)}",
-                hovertemplate=f"{s.label}<br>step %{{x:,}}<br>dev %{{y:.4f}}<extra></extra>",
+                name=f"{s.label} · {s.dataset or 'dataset?'} · {run_caption(s.config)}",
+                hovertemplate=f"{s.label}<br>{x_hover}<br>dev %{{y:.4f}}<extra></extra>",
             )
         )
-    return _layout(fig, title, "training step", "dev loss (nats per character)", height=460)
+    x_title = "fraction of the run's steps" if x == "fraction" else "training step"
+    _layout(fig, title, x_title, "dev loss (nats per character, log scale)", height=460)
+    if x == "fraction":
+        fig.update_xaxes(tickformat=".0%")
+    if values:
+        lo, hi = math.log10(min(values)) - 0.02, math.log10(max(values)) + 0.02
+        ticks = log_ticks(lo, hi, plot_px=300)
+        fig.update_yaxes(range=[lo, hi], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
+    return fig
 
 
 def run_caption(config) -> str:
@@ -349,117 +431,26 @@ def lr_sweep_figure(
             annotation_font={"size": FONT_SIZE, "color": RED},
         )
     _layout(fig, title, "log10(learning rate)", "minibatch loss (nats per character)")
-    finite = losses[np.isfinite(losses)]
-    if len(finite):
-        # The loss explodes at the largest lrs: clip the y axis so the valley stays readable.
-        hi = min(float(finite.max()), float(np.percentile(finite, 98)) * 1.1)
-        lo = float(finite.min())
-        fig.update_yaxes(range=[lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo)])
-    return fig
-
-
-# ---------------------------------------------------------------------- embeddings
-def embedding_figure(
-    points: np.ndarray,
-    labels: Sequence[str],
-    *,
-    x_title: str,
-    y_title: str,
-    x_range: Sequence[float] | None = None,
-    y_range: Sequence[float] | None = None,
-    title: str = "Character embeddings",
-) -> go.Figure:
-    """Each character as a labelled circle at its 2-D position; vowels, consonants and '.' in their own colours."""
-    # Drawn '.', consonants, vowels: where circles overlap the vowels stay readable; the legend keeps vowels first.
-    groups = {"'.' start/end": ([], GREY, 3), "consonant / other": ([], BLUE, 2), "vowel": ([], ORANGE, 1)}
-    for i, ch in enumerate(labels):
-        key = "'.' start/end" if ch == "." else "vowel" if ch in VOWELS else "consonant / other"
-        groups[key][0].append(i)
-    fig = go.Figure()
-    for name, (idx, color, rank) in groups.items():
-        if not idx:
-            continue
-        fig.add_trace(
-            go.Scatter(
-                x=points[idx, 0],
-                y=points[idx, 1],
-                mode="markers+text",
-                text=[display_char(labels[i]) for i in idx],
-                textposition="middle center",
-                textfont={"color": "white", "size": FONT_SIZE},
-                marker={"size": 28, "color": color, "line": {"width": 1, "color": "white"}},
-                name=name,
-                legendrank=rank,
-                hovertemplate="%{text}<br>(%{x:.3f}, %{y:.3f})<extra></extra>",
-            )
-        )
-    _layout(fig, title, x_title, y_title, height=560)
-    if x_range is not None:
-        fig.update_xaxes(range=list(x_range))
+    y_range = sweep_y_range(losses, smoothed)
     if y_range is not None:
-        fig.update_yaxes(range=list(y_range))
+        fig.update_yaxes(range=y_range)
     return fig
 
 
-# ---------------------------------------------------------------------- sampling
-def char_probs_figure(word: str, targets: Sequence[str], probs: Sequence[float], title: str = "") -> go.Figure:
-    """For each character of a word (and the end '.'), the model's probability of it and its NLL."""
-    probs = np.asarray(probs, dtype=np.float64)
-    with np.errstate(divide="ignore"):
-        nll = -np.log(probs)
-    x = list(range(len(targets)))
-    ticks = [display_char(t) for t in targets]
-    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.08)
-    rows = (
-        (probs, BLUE, "p(char | context)", "p = %{y:.4f}"),
-        (nll, RED, "NLL = −log p (nats)", "NLL = %{y:.3f}"),
-    )
-    for row, (values, color, name, hover) in enumerate(rows, start=1):
-        fig.add_trace(
-            go.Bar(
-                x=x,
-                y=values,
-                marker_color=color,
-                text=[f"{v:.2f}" for v in values],
-                textposition="outside",
-                name=name,
-                hovertemplate="%{customdata}<br>" + hover + "<extra></extra>",
-                customdata=ticks,
-            ),
-            row=row,
-            col=1,
-        )
-    _layout(fig, title or f"How likely is '{word}'?", "", "", height=520)
-    fig.update_xaxes(tickmode="array", tickvals=x, ticktext=ticks)
-    fig.update_xaxes(title_text="character (the last '.' ends the name)", row=2, col=1)
-    fig.update_yaxes(title_text="probability", range=[0, 1.15], row=1, col=1)
-    fig.update_yaxes(title_text="NLL (nats)", row=2, col=1)
-    return fig
+def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> list[float] | None:
+    """A y range for the LR sweep that shows the valley: from the lowest loss up to the loss the sweep started at.
 
-
-def next_char_figure(distribution: Sequence[tuple[str, float]], context: str, top: int = 30) -> go.Figure:
-    """The next-character distribution after a context, most likely first."""
-    dist = sorted(distribution, key=lambda cp: -cp[1])[:top]
-    fig = go.Figure(
-        go.Bar(
-            x=[display_char(c) for c, _ in dist],
-            y=[p for _, p in dist],
-            marker_color=[GREY if c == "." else ORANGE if c in VOWELS else BLUE for c, _ in dist],
-            text=[f"{p:.2f}" for _, p in dist],
-            textposition="outside",
-            hovertemplate="%{x}: p = %{y:.4f}<extra></extra>",
-            name="p(next char)",
-            showlegend=False,
-        )
-    )
-    # One bar trace keeps the bars in probability order; empty marker traces give the colours a legend.
-    for name, color in (("consonant / other", BLUE), ("vowel", ORANGE), ("'.' end of name", GREY)):
-        fig.add_trace(
-            go.Scatter(
-                x=[None], y=[None], mode="markers", marker={"symbol": "square", "size": 12, "color": color}, name=name
-            )
-        )
-    shown = context if context else "(start of a name)"
-    _layout(fig, f"Next character after '{shown}'", "next character ('.' = end of name)", "probability", height=460)
-    fig.update_xaxes(type="category")
-    return fig
+    The loss explodes at the largest lrs (with adamw to ~40 while the valley is 2.3-3.3): a range that fit
+    the explosion would flatten the valley into a line. The start level is the median of the first 5% of steps.
+    """
+    curve = np.asarray(smoothed if smoothed is not None else losses, dtype=np.float64)
+    finite = curve[np.isfinite(curve)]
+    raw = np.asarray(losses, dtype=np.float64)
+    raw = raw[np.isfinite(raw)]
+    if len(finite) == 0 or len(raw) == 0:
+        return None
+    start = float(np.median(finite[: max(1, len(finite) // 20)]))
+    lo = float(min(finite.min(), np.percentile(raw, 1)))
+    hi = min(float(raw.max()), max(start, float(finite.min()) * 1.05) * 1.1)
+    pad = 0.05 * max(hi - lo, 1e-6)
+    return [lo - pad, hi + pad]

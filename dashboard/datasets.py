@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections import Counter
 
 import streamlit as st
 
@@ -22,7 +23,7 @@ def _builtin_words(year_from: int, year_to: int, sex: str) -> tuple[str, ...]:
 
 @st.cache_resource(show_spinner=False, max_entries=4)
 def _lecture_words(mtime: float) -> tuple[str, ...]:
-    return tuple(data.load_words(data.LECTURE_PATH))
+    return tuple(data.lecture_words())  # sha256-checked: the lecture's numbers hold only for that file
 
 
 @st.cache_resource(show_spinner="Building the dataset…", max_entries=32)
@@ -34,8 +35,27 @@ def _dataset(
     return data.make_dataset(list(_words), block_size=block_size, split_seed=split_seed, vocab=vocab)
 
 
+def char_counts(dataset: NamesDataset) -> dict[str, int]:
+    """How often each character occurs in the dataset's words (cached per dataset: an upload can be large)."""
+    return _char_counts(dataset.fingerprint, dataset)
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def _char_counts(fingerprint: str, _dataset: NamesDataset) -> dict[str, int]:
+    return dict(Counter("".join(_dataset.words)))
+
+
 def lecture_available() -> bool:
-    return data.LECTURE_PATH.is_file()
+    """True when the shipped data/names.txt is there and intact (checked once per file version)."""
+    try:
+        return _lecture_intact(data.LECTURE_PATH.stat().st_mtime)
+    except OSError:
+        return False
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _lecture_intact(mtime: float) -> bool:
+    return data.verify_sha256(data.LECTURE_PATH)
 
 
 def words_for(choice: DataChoice, run: Run) -> tuple[tuple, tuple[str, ...]]:
@@ -46,7 +66,10 @@ def words_for(choice: DataChoice, run: Run) -> tuple[tuple, tuple[str, ...]]:
         )
     if choice.source == "lecture":
         if not lecture_available():
-            raise DatasetError("the lecture's names.txt is not downloaded yet: press 'Download names.txt' first")
+            raise DatasetError(
+                "the lecture's names.txt is missing or damaged on this server: choose 'Upload a file' "
+                "and upload your copy, or use the US baby names"
+            )
         mtime = data.LECTURE_PATH.stat().st_mtime
         return ("lecture", mtime), _lecture_words(mtime)
     if run.upload is None:

@@ -10,18 +10,23 @@ from mlp_core.job import TrainingJob
 from mlp_core.model import MLP
 from mlp_core.registry import Run
 
-CURRENT, CHECKPOINT = "current", "checkpoint"
+CURRENT, BEST, CHECKPOINT = "current", "best", "checkpoint"
+LABELS = {CURRENT: "The current run", BEST: "The run's best-dev weights", CHECKPOINT: "The uploaded checkpoint"}
 MAX_STEP = 2**53 - 1  # the largest whole number a browser shows exactly
 
 
 @dataclass(frozen=True)
 class ModelChoice:
-    """A model to sample from, its vocabulary, the training words (to tell new names), and a caption."""
+    """A model to sample from, its vocabulary, the training words (to tell new names), and a caption.
+
+    held_out_words are the data's dev and test words: a "new" name among them is a real name the model never saw.
+    """
 
     model: MLP
     vocab: Vocab
     train_words: frozenset[str] | None
     caption: str
+    held_out_words: frozenset[str] | None = None
 
 
 def available(run: Run) -> list[str]:
@@ -29,6 +34,8 @@ def available(run: Run) -> list[str]:
     sources = []
     if run.job is not None:
         sources.append(CURRENT)
+        if run.job.snapshot().best_step is not None:
+            sources.append(BEST)
     if run.checkpoint is not None:
         sources.append(CHECKPOINT)
     return sources
@@ -41,15 +48,21 @@ def choose(run: Run, source: str) -> ModelChoice:
         snap = job.snapshot()
         ds = job.dataset
         caption = f"run {run.job_label} at step {snap.step:,} ({snap.status}) · {run.dataset_label}"
-        return ModelChoice(job.current_model(), ds.vocab, frozenset(ds.train_word_set), caption)
+        return ModelChoice(job.current_model(), ds.vocab, ds.train_word_set, caption, ds.held_out_word_set)
+    if source == BEST and run.job is not None and run.job.snapshot().best_step is not None:
+        job, snap = run.job, run.job.snapshot()
+        ds = job.dataset
+        caption = f"run {run.job_label}'s best-dev weights (dev {snap.best_dev:.4f} at step {snap.best_step:,})"
+        return ModelChoice(job.best_model(), ds.vocab, ds.train_word_set, caption, ds.held_out_word_set)
     ckpt = run.checkpoint
     if ckpt is None:
         raise ValueError("no model yet: train one (sidebar: Start) or upload a checkpoint")
     # A checkpoint does not carry its training words; compare with this run's data when the vocabularies agree.
-    train = None
+    train = held_out = None
     if run.job is not None and run.job.dataset.vocab == ckpt.vocab:
-        train = frozenset(run.job.dataset.train_word_set)
-    return ModelChoice(ckpt.model, ckpt.vocab, train, f"checkpoint {run.checkpoint_name}")
+        ds = run.job.dataset
+        train, held_out = ds.train_word_set, ds.held_out_word_set
+    return ModelChoice(ckpt.model, ckpt.vocab, train, f"checkpoint {run.checkpoint_name}", held_out)
 
 
 def checkpoint_step(ckpt: Checkpoint) -> int:
@@ -64,9 +77,16 @@ def checkpoint_step(ckpt: Checkpoint) -> int:
     return int(step)
 
 
-def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str) -> bytes:
-    """A checkpoint of a job's weights as of now (safe mid-training), with its step and losses in the metadata."""
+def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str, best: bool = False) -> bytes:
+    """A checkpoint of a job's weights as of now (safe mid-training), with its step and losses in the metadata.
+
+    best=True: the best-dev weights instead, with the step they were evaluated at.
+    """
     snap = job.snapshot()
+    if best and snap.best_step is not None:
+        meta = {"step": snap.best_step, "dev_loss": snap.best_dev, "best_dev_loss": snap.best_dev}
+        meta.update(dataset_name=dataset_label, run=label, weights="best dev")
+        return checkpoint_bytes(job.best_model(), job.config, job.dataset.vocab, meta=meta)
     model = job.current_model()
     meta = {"step": snap.step, "best_dev_loss": snap.best_dev, "dataset_name": dataset_label, "run": label}
     summary = run.summaries.get(label)

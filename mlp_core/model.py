@@ -11,12 +11,21 @@ from torch import nn
 
 from .config import TrainConfig
 
+# BatchNorm's running statistics: PyTorch's default momentum (the lecture's 0.001 suits 200k steps of
+# batch 32 but would leave the statistics far from the data in a 1,500-step run).
+BN_MOMENTUM = 0.1
+BN_EPS = 1e-5
+
 
 class MLP(nn.Module):
     """Embedding table C -> concatenated context -> tanh hidden layer(s) -> logits.
 
     Parameter names follow the notebook (C, W1, b1, W2, b2), so a checkpoint reads like the
     lecture. With hidden_layers > 1 the extra tanh layers are Wh{i}, bh{i}, between W1 and W2.
+    With norm="batchnorm" (makemore part 3) each hidden linear layer k (1 = W1, 2.. = Wh0..) is
+    followed by BatchNorm before its tanh: gain bngain{k}, shift bnbias{k}, running statistics
+    bnmean{k}, bnvar{k} (buffers, saved in checkpoints). Its bias is dropped, as in the lecture:
+    BatchNorm subtracts the batch mean, so a bias there would get no gradient.
     """
 
     def __init__(self, vocab_size: int, config: TrainConfig) -> None:
@@ -25,24 +34,58 @@ class MLP(nn.Module):
         self.block_size = config.block_size
         self.emb_dim = config.emb_dim
         self.dropout = config.dropout
+        self.batchnorm = config.norm == "batchnorm"
         self.dropout_generator: torch.Generator | None = None  # the Trainer seeds one per run
         n_in = config.block_size * config.emb_dim
+        h = config.hidden
         self.C = nn.Parameter(torch.empty(vocab_size, config.emb_dim))
-        self.W1 = nn.Parameter(torch.empty(n_in, config.hidden))
-        self.b1 = nn.Parameter(torch.empty(config.hidden))
+        self.W1 = nn.Parameter(torch.empty(n_in, h))
+        self.register_parameter("b1", None if self.batchnorm else nn.Parameter(torch.empty(h)))
         self.extra_layers = config.hidden_layers - 1
         for i in range(self.extra_layers):
-            self.register_parameter(f"Wh{i}", nn.Parameter(torch.empty(config.hidden, config.hidden)))
-            self.register_parameter(f"bh{i}", nn.Parameter(torch.empty(config.hidden)))
-        self.W2 = nn.Parameter(torch.empty(config.hidden, vocab_size))
+            self.register_parameter(f"Wh{i}", nn.Parameter(torch.empty(h, h)))
+            self.register_parameter(f"bh{i}", None if self.batchnorm else nn.Parameter(torch.empty(h)))
+        if self.batchnorm:
+            for k in range(1, config.hidden_layers + 1):
+                self.register_parameter(f"bngain{k}", nn.Parameter(torch.ones(h)))
+                self.register_parameter(f"bnbias{k}", nn.Parameter(torch.zeros(h)))
+                self.register_buffer(f"bnmean{k}", torch.zeros(h))
+                self.register_buffer(f"bnvar{k}", torch.ones(h))
+        self.W2 = nn.Parameter(torch.empty(h, vocab_size))
         self.b2 = nn.Parameter(torch.empty(vocab_size))
+
+    def hidden_weights(self) -> list[tuple[torch.Tensor, torch.Tensor | None]]:
+        """(weight, bias or None) of each hidden linear layer, input side first."""
+        return [(self.W1, self.b1)] + [
+            (getattr(self, f"Wh{i}"), getattr(self, f"bh{i}")) for i in range(self.extra_layers)
+        ]
+
+    def hidden_states(
+        self, idx: torch.Tensor, record: list[tuple[torch.Tensor, torch.Tensor]] | None = None
+    ) -> torch.Tensor:
+        """The last hidden layer's output (B, hidden); appends each layer's (pre-activation, tanh) to `record`."""
+        emb = self.C[idx]  # (B, block_size, emb_dim)
+        h = emb.view(emb.shape[0], -1)
+        for k, (w, b) in enumerate(self.hidden_weights(), start=1):
+            pre = h @ w if b is None else torch.addmm(b, h, w)
+            if self.batchnorm:
+                pre = self._batchnorm(pre, k)
+            h = torch.tanh(pre)
+            if record is not None:
+                record.append((pre, h))
+        return h
+
+    def _batchnorm(self, pre: torch.Tensor, k: int) -> torch.Tensor:
+        mean, var = getattr(self, f"bnmean{k}"), getattr(self, f"bnvar{k}")
+        gain, bias = getattr(self, f"bngain{k}"), getattr(self, f"bnbias{k}")
+        # One example has no batch statistics (its variance is 0, its unbiased variance undefined):
+        # a batch of 1 is normalised with the running statistics and leaves them as they are.
+        batch_stats = self.training and pre.shape[0] > 1
+        return F.batch_norm(pre, mean, var, gain, bias, training=batch_stats, momentum=BN_MOMENTUM, eps=BN_EPS)
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
         """idx (B, block_size) of token ids -> logits (B, vocab_size)."""
-        emb = self.C[idx]  # (B, block_size, emb_dim)
-        h = torch.tanh(torch.addmm(self.b1, emb.view(emb.shape[0], -1), self.W1))
-        for i in range(self.extra_layers):
-            h = torch.tanh(torch.addmm(getattr(self, f"bh{i}"), h, getattr(self, f"Wh{i}")))
+        h = self.hidden_states(idx)
         if self.dropout > 0 and self.training:
             # Masks come from our own generator, never the global RNG: a run is reproducible for
             # its seed, and concurrent jobs in one server cannot disturb each other's streams.
@@ -71,16 +114,15 @@ def init_weights(model: MLP, init: str, generator: torch.Generator) -> None:
         # Draw on the CPU generator, then move: the same seed gives the same weights on any device.
         return torch.randn(p.shape, generator=generator).to(p.device, p.dtype)
 
-    hidden_pairs = [(model.W1, model.b1)] + [
-        (getattr(model, f"Wh{i}"), getattr(model, f"bh{i}")) for i in range(model.extra_layers)
-    ]
     model.C.copy_(randn_like(model.C))
-    for w, b in hidden_pairs:
+    for w, b in model.hidden_weights():
         w.copy_(randn_like(w))
-        b.copy_(randn_like(b))
+        if b is not None:  # batchnorm layers have none (and keep gain 1, shift 0, as built)
+            b.copy_(randn_like(b))
         if init == "scaled":
             w.mul_(gain / math.sqrt(w.shape[0]))
-            b.mul_(0.01)
+            if b is not None:
+                b.mul_(0.01)
     model.W2.copy_(randn_like(model.W2))
     model.b2.copy_(randn_like(model.b2))
     if init == "scaled":
@@ -99,8 +141,10 @@ def count_params(vocab_size: int, config: TrainConfig) -> int:
     """Parameter count without building the model (11,897 for the lecture config)."""
     n_in = config.block_size * config.emb_dim
     h = config.hidden
-    extra = (config.hidden_layers - 1) * (h * h + h)
-    return vocab_size * config.emb_dim + n_in * h + h + extra + h * vocab_size + vocab_size
+    # batchnorm: no hidden biases, a gain and a shift per hidden unit instead (running stats are buffers)
+    per_layer_extra = 2 * h if config.norm == "batchnorm" else h
+    hidden = n_in * h + (config.hidden_layers - 1) * h * h + config.hidden_layers * per_layer_extra
+    return vocab_size * config.emb_dim + hidden + h * vocab_size + vocab_size
 
 
 # A run past this estimate is refused before it allocates anything: absurd sliders must not take

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
-from .job import RUNNING, BackgroundTask, TrainingJob
+from .job import RUNNING, BackgroundTask, TrainingJob, warm_up
 
 if TYPE_CHECKING:
     from .data import NamesDataset
@@ -74,6 +74,7 @@ class Run:
     checkpoint_name: str = ""
     upload: tuple[str, str, tuple[str, ...]] | None = None  # (file name, sha256, words) of an uploaded dataset
     notice: str = ""  # a message for the user, e.g. why training stopped while nobody watched
+    controller: str = ""  # the id of the one viewer (a UI's browser) that may drive the run; "" = none yet
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _jobs_made: int = 0
     # (label, dataset label) of every job this run made; lets a finish hook find its row after a newer job took over
@@ -110,10 +111,11 @@ class Run:
             if old is job:
                 return
             if old is not None:
-                # Only ask it to stop: its worker summarises it on the way out (the finish hook), and waiting
-                # here, under the lock that hook needs, would stall every Start for the join timeout.
+                # Ended at once (its process terminated, no grace): the cap must never count a replaced job
+                # that still trains. Its finish hook summarises it, from its reader thread, once we let go
+                # of the lock; stop() does not wait for that hook.
                 old.stop(timeout=0)
-                if old.wait(0) and old.snapshot().step > 0:  # no worker left to do it
+                if old.snapshot().step > 0 and old.on_finish != self._job_ended:  # no hook of ours to do it
                     self.record(old)
             self._jobs_made += 1
             self.job = job
@@ -122,16 +124,17 @@ class Run:
             self._labels[job] = (self.job_label, dataset_label)
 
     def _job_ended(self, job: TrainingJob) -> None:
-        """Runs in the finished job's worker thread: full-split losses while its model is quiet, then a summary."""
+        """Runs in the ended job's reader thread: full-split losses of its final weights, then a summary."""
         if job.snapshot().step == 0:
             return
         losses = {}
+        at = job.current_weights()
         try:
             for split in ("train", "dev"):
-                losses[f"{split}_loss"] = job.trainer.evaluate(split)
+                losses[f"{split}_loss"] = job.evaluate(split, at.model)
         except Exception:  # a summary without final losses beats a lost summary
             losses = {}
-        self.record(job, at_step=job.trainer.step, **losses)
+        self.record(job, at_step=at.step, **losses)
 
     def record(self, job: TrainingJob, *, at_step: int | None = None, **losses: float) -> RunSummary:
         """Create or update the summary row of a job.
@@ -172,10 +175,9 @@ class Run:
         job = self.job
         if job is None:
             raise ValueError("there is no run to evaluate: press Start first")
-        step = job.snapshot().step
-        model = job.current_model().to(job.trainer.device)
-        losses = {f"{split}_loss": job.trainer.evaluate(split, model=model) for split in splits}
-        return self.record(job, at_step=step, **losses)
+        at = job.current_weights()  # the weights and their own step: the row's losses describe exactly them
+        losses = {f"{split}_loss": job.evaluate(split, at.model) for split in splits}
+        return self.record(job, at_step=at.step, **losses)
 
     def history(self) -> list[RunSummary]:
         """Every job of this session, oldest first; the current job's row is live."""
@@ -202,7 +204,7 @@ class Run:
     def busy(self) -> int:
         """How many of the server's training slots this run takes (its job and its LR sweep)."""
         n = 0
-        if self.job is not None and self.job.snapshot().active:
+        if self.job is not None and _is_active(self.job):
             n += 1
         if self.sweep is not None and self.sweep.progress.status == RUNNING:
             n += 1
@@ -231,6 +233,7 @@ class RunRegistry:
         self._lock = threading.RLock()
         self._reaper: threading.Thread | None = None
         self._reaper_stop = threading.Event()
+        warm_up()  # the worker launcher boots while the first user is still choosing settings
 
     # ------------------------------------------------------------------ runs
     def create(self) -> str:
@@ -330,6 +333,20 @@ class RunRegistry:
         self.start_job(run_id, job, dataset_label or getattr(dataset, "name", ""))
         return job
 
+    def continue_job(self, run_id: str, which: str = "best", dataset_label: str = "") -> TrainingJob:
+        """A new job for the run from its current job's best-dev ("best") or latest ("current") weights, started.
+
+        The new job's step, so its lr schedule, resumes at the step of those weights.
+        """
+        run = self._run(run_id)
+        old = run.job
+        if old is None:
+            raise ValueError("there is no run to continue: press Start first")
+        at = old.best_weights() if which == "best" else None
+        at = at or old.current_weights()
+        label = dataset_label or run.dataset_label
+        return self.start_new_job(run_id, old.config, old.dataset, at.model, start_step=at.step, dataset_label=label)
+
     def resume_job(self, run_id: str) -> None:
         """Resume (or restart after a stop) the run's current job, within the cap."""
         run = self._run(run_id)
@@ -419,7 +436,7 @@ def _env(name: str, default: float, kind: type) -> Any:
 
 def _is_active(work: Any) -> bool:
     if isinstance(work, TrainingJob):
-        return work.snapshot().active
+        return work.live or work.snapshot().active  # a live worker process trains, whatever its last snapshot
     if isinstance(work, BackgroundTask):
         return work.progress.status == RUNNING
     return False

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
+from .diagnostics import DiagnosticsPoint, DiagnosticsRecorder
 from .history import DecimatedSeries
 from .model import EVAL_ROWS, MLP, build_model, check_memory, resolve_device
 
@@ -28,7 +29,12 @@ if TYPE_CHECKING:
 
 EVAL_BATCH = EVAL_ROWS  # examples per forward pass when evaluating a whole split (bounds memory)
 MAX_EMBEDDING_SNAPSHOTS = 64
+HISTORY_CAPACITY = 4096  # buckets of the train-loss history (a job's mirror of it uses the same)
 GATHER_ELEMENTS = 1 << 22  # token ids gathered at once for a slice of training steps (32 MiB)
+# Consecutive steps with a minibatch loss above uniform guessing (ln V) before the run is flagged. Measured on
+# names.txt: the lecture's init stays above ln 27 for its first 690 steps at lr 0.1 and 2,033 at lr 1.0 (and
+# then trains fine), so a shorter window would cry wolf on healthy runs; lr 100 never gets below it.
+UNIFORM_PATIENCE = 3000
 
 
 @dataclass
@@ -44,6 +50,9 @@ class ChunkResult:
     last_loss: float
     diverged: bool = False
     evaluated: EvalPoint | None = None
+    # The chunk's per-step losses as recorded in train_history (starting at the chunk's first step): a job
+    # mirrors the history in another process from these.
+    losses: np.ndarray | None = None
 
 
 @dataclass
@@ -60,7 +69,10 @@ class Trainer:
     dataset: NamesDataset
     model: MLP | None = None
     step: int = 0
-    history_capacity: int = 4096
+    history_capacity: int = HISTORY_CAPACITY
+    # Probe activations, gradients and update sizes every this many steps (and at step 0, the init check)
+    # into `self.diagnostics`; None: at every evaluation point; 0: off.
+    diagnostics_every: int | None = None
     device: torch.device = field(init=False)
 
     def __post_init__(self) -> None:
@@ -94,32 +106,34 @@ class Trainer:
         self.best_step: int | None = None
         self.best_state: dict[str, torch.Tensor] | None = None
         self.diverged_at: int | None = None
+        # Guard rails: `alert` says what looks wrong while the run goes on; `stop_reason` ends the run
+        # (early stopping, or worse than uniform with config.stop_on_divergence).
+        self.alert = ""
+        self.stop_reason: str | None = None
+        self.uniform_loss = math.log(self.dataset.vocab.size)
+        self._above_uniform = 0  # consecutive steps with a loss above uniform_loss
+        # The last weights known to give finite losses, and their step (a rollback must say where it went).
         self._last_good_state: dict[str, torch.Tensor] | None = _clone_state(self.model)
+        self._last_good_step = self.step
         self.embedding_snapshots: list[EmbeddingSnapshot] = []
         self._snapshot_every = max(1, self.config.steps // MAX_EMBEDDING_SNAPSHOTS)
         self._next_snapshot_step = 0
         self.train_seconds = 0.0
         self._take_embedding_snapshot()
+        every = self.config.eval_every if self.diagnostics_every is None else self.diagnostics_every
+        self._diagnostics = DiagnosticsRecorder(self.dataset, every)
+        self.diagnostics: list[DiagnosticsPoint] = self._diagnostics.points  # bounded; the same list all run
+        self._diagnostics.maybe_record(self.model, self.step, self.lr_at(self.step))  # step 0: the init check
 
     # ------------------------------------------------------------------ schedule
     def lr_at(self, step: int) -> float:
         """Learning rate for the step with this 0-based index."""
-        c = self.config
-        if c.warmup_steps and step < c.warmup_steps:
-            return c.lr * (step + 1) / c.warmup_steps
-        if c.schedule == "step":
-            return c.lr * (c.decay_factor if step >= c.lr_decay_step else 1.0)
-        if c.schedule == "cosine":
-            span = max(1, c.steps - c.warmup_steps)
-            progress = min(1.0, (step - c.warmup_steps) / span)
-            floor = c.lr * c.min_lr_ratio
-            return floor + (c.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-        return c.lr
+        return lr_at(self.config, step)
 
     # ------------------------------------------------------------------ training
     @property
     def finished(self) -> bool:
-        return self.step >= self.config.steps or self.diverged_at is not None
+        return self.step >= self.config.steps or self.diverged_at is not None or self.stop_reason is not None
 
     def steps_to_boundary(self) -> int:
         """Steps until the next evaluation point or the end of the run."""
@@ -146,24 +160,57 @@ class Trainer:
             first_bad = int(np.argmax(bad))
             # Back to the last weights known to give a finite loss: this chunk's start if its first
             # step was still finite, else the start of the last clean chunk.
-            last_good = chunk_start if first_bad > 0 and _all_finite(chunk_start) else self._last_good_state
-            if last_good is not None:
-                self.model.load_state_dict(last_good)
+            if first_bad > 0 and _all_finite(chunk_start):
+                kept_state, kept_step = chunk_start, self.step
+            else:
+                kept_state, kept_step = self._last_good_state, self._last_good_step
+            self.model.load_state_dict(kept_state)
+            # The losses seen on the way to the blow-up stay in the history (they show what happened) ...
             self.train_history.extend(self.step, losses_host[:first_bad])
             self.diverged_at = self.step + first_bad
-            self.step += first_bad
-            return ChunkResult(first_bad, float(losses_host[first_bad]), diverged=True)
-        self._last_good_state = chunk_start
+            # ... but `step` is that of the weights kept, so a checkpoint and the lr schedule resume there.
+            self.step = kept_step
+            return ChunkResult(first_bad, float(losses_host[first_bad]), diverged=True, losses=losses_host[:first_bad])
+        self._last_good_state, self._last_good_step = chunk_start, self.step
         lrs = np.array([self.lr_at(s) for s in range(self.step, self.step + n)])
         self.train_history.extend(self.step, losses_host)
         self.lr_history.extend(self.step, lrs)
         self.step += n
-        result = ChunkResult(n, float(losses_host[-1]))
+        result = ChunkResult(n, float(losses_host[-1]), losses=losses_host)
+        self._watch_uniform(losses_host)
         if self.step % self.config.eval_every == 0 or self.step == self.config.steps:
             result.evaluated = self.evaluate_point()
+            self._check_early_stop()
         if self.step >= self._next_snapshot_step or self.step == self.config.steps:
             self._take_embedding_snapshot()
+        self._diagnostics.maybe_record(self.model, self.step, self.lr_at(self.step))
         return result
+
+    def _watch_uniform(self, losses: np.ndarray) -> None:
+        """Alert (and with stop_on_divergence, stop) once the loss stays worse than uniform guessing."""
+        above = losses > self.uniform_loss
+        below = np.flatnonzero(~above)
+        self._above_uniform = self._above_uniform + len(losses) if len(below) == 0 else len(losses) - 1 - below[-1]
+        if self._above_uniform < UNIFORM_PATIENCE:
+            self.alert = ""
+            return
+        self.alert = (
+            f"the training loss has been above {self.uniform_loss:.2f} (guessing uniformly among "
+            f"{self.dataset.vocab.size} characters) for {self._above_uniform:,} steps: try a lower learning rate"
+        )
+        if self.config.stop_on_divergence:
+            self.stop_reason = f"stopped at step {self.step:,}: {self.alert}"
+
+    def _check_early_stop(self) -> None:
+        patience = self.config.early_stop_patience
+        if not patience or self.best_step is None:
+            return
+        since = sum(1 for e in self.evals if e.step > self.best_step)
+        if since >= patience:
+            self.stop_reason = (
+                f"early stop at step {self.step:,}: no better dev loss in {since} evaluations; "
+                f"the best, {self.best_dev:.4f}, was at step {self.best_step:,}"
+            )
 
     def train_steps(self, n: int, lrs: Sequence[float] | None = None) -> torch.Tensor:
         """n optimizer steps with no bookkeeping; returns their minibatch losses, still on the device.
@@ -201,40 +248,15 @@ class Trainer:
         return torch.stack(losses) if losses else torch.empty(0, device=self.device)
 
     # ------------------------------------------------------------------ evaluation
-    @torch.inference_mode()
     def evaluate(self, split: str, model: MLP | None = None) -> float:
-        """Mean loss over a whole split ('train', 'dev', 'test' or 'train_subset'), in eval mode.
-
-        Many examples share a context (dev at block 3: 22,902 examples, 2,969 contexts), and the loss
-        only depends on the context's logits and how often each next character follows it. So we run
-        the model once per distinct context and weight by those counts: the same number, up to float
-        rounding, for 2-8x less work.
-        """
-        model = model or self.model
-        contexts, counts = self._eval_counts(split)
-        if len(contexts) == 0:
-            return math.nan
-        was_training = model.training
-        model.eval()
-        total = torch.zeros((), device=self.device, dtype=torch.float64)
-        with _spare_a_core():
-            for i in range(0, len(contexts), EVAL_BATCH):
-                logits = model(contexts[i : i + EVAL_BATCH]).float()
-                c = counts[i : i + EVAL_BATCH]
-                # sum over examples of -log softmax(logits)[y] = sum_ctx (n_ctx * logsumexp - sum_y n_ctx,y * logit_y)
-                total += (c.sum(1) * torch.logsumexp(logits, 1)).sum() - (c * logits).sum()
-        model.train(was_training)
-        return float(total) / float(counts.sum())
+        """Mean loss over a whole split ('train', 'dev', 'test' or 'train_subset'), in eval mode (see `mean_loss`)."""
+        return mean_loss(model or self.model, *self._eval_counts(split))
 
     def _eval_counts(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
-        """(distinct contexts of a split, (n_contexts, vocab) counts of the character that follows each), cached."""
+        """`context_counts` of a split, cached."""
         cache = self.__dict__.setdefault("_eval_cache", {})
         if split not in cache:
-            x, y = self._eval_sets[split]
-            contexts, inverse = torch.unique(x, dim=0, return_inverse=True)
-            counts = torch.zeros(len(contexts), self.dataset.vocab.size, device=self.device)
-            counts.index_put_((inverse, y), torch.ones_like(y, dtype=counts.dtype), accumulate=True)
-            cache[split] = (contexts, counts)
+            cache[split] = context_counts(*self._eval_sets[split], self.dataset.vocab.size)
         return cache[split]
 
     def evaluate_point(self) -> EvalPoint:
@@ -247,10 +269,12 @@ class Trainer:
         return point
 
     def best_model(self) -> MLP:
-        """A copy of the model with the best dev loss seen so far (the current one if never evaluated)."""
-        model = build_model(self.dataset.vocab.size, self.config, self.device)
-        model.load_state_dict(self.best_state if self.best_state is not None else self.model.state_dict())
-        return model
+        """A copy of the model with the best dev loss seen so far (the current one if never evaluated), in eval mode.
+
+        Built on the meta device and filled from the saved state, so making it draws nothing from any RNG.
+        """
+        state = self.best_state if self.best_state is not None else self.model.state_dict()
+        return model_from_state(self.dataset.vocab.size, self.config, state, self.device)
 
     def _take_embedding_snapshot(self) -> None:
         snaps = self.embedding_snapshots
@@ -263,6 +287,79 @@ class Trainer:
             keep = [*snaps[:-1:2], snaps[-1]]
             snaps[:] = keep
             self._snapshot_every *= 2
+
+
+def lr_at(c: TrainConfig, step: int) -> float:
+    """The schedule's learning rate for the step with this 0-based index."""
+    if c.warmup_steps and step < c.warmup_steps:
+        return c.lr * (step + 1) / c.warmup_steps
+    if c.schedule == "step":
+        return c.lr * (c.decay_factor if step >= c.lr_decay_step else 1.0)
+    if c.schedule == "cosine":
+        span = max(1, c.steps - c.warmup_steps)
+        progress = min(1.0, (step - c.warmup_steps) / span)
+        floor = c.lr * c.min_lr_ratio
+        return floor + (c.lr - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+    return c.lr
+
+
+def context_counts(x: torch.Tensor, y: torch.Tensor, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(distinct contexts of a split, (n_contexts, vocab) counts of the character that follows each)."""
+    contexts, inverse = torch.unique(x, dim=0, return_inverse=True)
+    counts = torch.zeros(len(contexts), vocab_size, device=x.device)
+    counts.index_put_((inverse, y), torch.ones_like(y, dtype=counts.dtype), accumulate=True)
+    return contexts, counts
+
+
+@torch.inference_mode()
+def mean_loss(model: MLP, contexts: torch.Tensor, counts: torch.Tensor) -> float:
+    """Mean cross-entropy over a split given as `context_counts`, in eval mode.
+
+    Many examples share a context (dev at block 3: 22,902 examples, 2,969 contexts), and the loss
+    only depends on the context's logits and how often each next character follows it. So we run
+    the model once per distinct context and weight by those counts: the same number, up to float
+    rounding, for 2-8x less work.
+    """
+    if len(contexts) == 0:
+        return math.nan
+    was_training = model.training
+    model.eval()
+    total = torch.zeros((), device=contexts.device, dtype=torch.float64)
+    with _spare_a_core():
+        for i in range(0, len(contexts), EVAL_BATCH):
+            logits = model(contexts[i : i + EVAL_BATCH]).float()
+            c = counts[i : i + EVAL_BATCH]
+            # sum over examples of -log softmax(logits)[y] = sum_ctx (n_ctx * logsumexp - sum_y n_ctx,y * logit_y)
+            total += (c.sum(1) * torch.logsumexp(logits, 1)).sum() - (c * logits).sum()
+    model.train(was_training)
+    return float(total) / float(counts.sum())
+
+
+def model_from_state(
+    vocab_size: int, config: TrainConfig, state: dict[str, torch.Tensor], device: torch.device | str = "cpu"
+) -> MLP:
+    """A model holding a copy of `state`, in eval mode; no init runs, so no RNG is touched."""
+    with torch.device("meta"):
+        model = MLP(vocab_size, config)
+    model.load_state_dict({k: v.detach().to(device, copy=True) for k, v in state.items()}, assign=True)
+    return model.eval()
+
+
+def estimate_step_seconds(config: TrainConfig, dataset: NamesDataset, max_steps: int = 3) -> float:
+    """Seconds one training step of this config takes here, timed on 1-3 steps of a throwaway Trainer.
+
+    The first step pays one-off costs (allocation, kernel choice), so it is only the answer when it is
+    already slow (over 0.5 s: a UI wants the warning, not precision); otherwise the rest are timed.
+    """
+    trainer = Trainer(config.replace(steps=max(config.steps, max_steps)), dataset, diagnostics_every=0)
+    t0 = time.perf_counter()
+    trainer.train_steps(1).cpu()
+    first = time.perf_counter() - t0
+    if first > 0.5 or max_steps < 2:
+        return first
+    t0 = time.perf_counter()
+    trainer.train_steps(max_steps - 1).cpu()
+    return (time.perf_counter() - t0) / (max_steps - 1)
 
 
 def _clone_state(model: MLP) -> dict[str, torch.Tensor]:

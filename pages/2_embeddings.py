@@ -18,7 +18,7 @@ snaps = job.snapshot().embeddings
 labels = list(job.dataset.vocab.itos)
 dim = snaps[-1].weights.shape[1]
 st.caption(
-    f"Run {run.job_label}: {len(labels)} characters × {dim} dimensions. {len(snaps)} snapshots of C so far "
+    f"Run {run.job_label}: {len(labels):,} characters × {dim} dimensions. {len(snaps)} snapshots of C so far "
     "(taken evenly over the run); the page picks up new ones whenever you interact with it."
 )
 
@@ -94,9 +94,9 @@ fig = embedding_charts.embedding_figure(
     highlight=set(wanted) & set(labels),
 )
 st.plotly_chart(fig, key="embedding_chart", config={"displaylogo": False})
-if len(labels) > embedding_charts.MAX_LABELS + 1:
+if embedding_charts.crowded(labels):
     st.caption(
-        f"{len(labels):,} characters: labelled are the {embedding_charts.MAX_LABELS} most frequent in the data and "
+        f"{len(labels):,} characters: labelled are the {embedding_charts.TOP_LABELS} most frequent in the data and "
         "the ones you search for; hover a dot for its character. Labels that would overlap are moved aside, with "
         "a line to their dot."
     )

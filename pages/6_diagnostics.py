@@ -145,7 +145,8 @@ def batchnorm_comparison(dataset: NamesDataset) -> None:
     st.caption(
         f"Two fresh models with the sidebar's settings (init {cfg.init}, hidden {cfg.hidden} × {cfg.hidden_layers}),"
         " one with BatchNorm before each tanh: it rescales every pre-activation to zero mean and unit variance on "
-        "the batch, so the units start out of saturation whatever the init."
+        "the batch, so the units start out of saturation whatever the init. It does not touch the output layer: "
+        "an overconfident first loss stays."
     )
     cols = st.columns(2)
     for col, norm in zip(cols, ("none", "batchnorm"), strict=True):
@@ -197,14 +198,16 @@ def overfit_section(dataset: NamesDataset) -> None:
 
 
 # ---------------------------------------------------------------------- the page
-sources = models.available(run)
+# The current run's probes, or a checkpoint probed here (a run's best-dev weights have no probes of their own).
+SOURCE_LABELS = {models.CURRENT: "The current run", models.CHECKPOINT: "The uploaded checkpoint"}
+sources = [s for s in models.available(run) if s in SOURCE_LABELS]
 if sources:
     if st.session_state.get(state.DIAG_SOURCE) not in sources:
         st.session_state[state.DIAG_SOURCE] = sources[0]
     source = st.radio(
         "Model",
         sources,
-        format_func={models.CURRENT: "The current run", models.CHECKPOINT: "The uploaded checkpoint"}.get,
+        format_func=SOURCE_LABELS.get,
         key=state.DIAG_SOURCE,
         horizontal=True,
     )

@@ -9,20 +9,14 @@ import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 
-from dashboard import models, state
+from dashboard import layout, models, state
 from dashboard.state import DataChoice, Settings
 from mlp_core.checkpoint import checkpoint_bytes, load_checkpoint
 from mlp_core.config import PRESETS, TrainConfig
 from mlp_core.model import build_model
 
-PAGES = {
-    "app_pages/train.py": "Train",
-    "app_pages/lr_sweep.py": "Learning-rate range test",
-    "app_pages/embeddings.py": "Character embeddings",
-    "app_pages/train_vs_dev.py": "Train vs dev",
-    "app_pages/sample.py": "Sample names",
-    "app_pages/checkpoints.py": "Checkpoints",
-}
+# Every page in the navigation, by file, with the title it shows (new pages are covered as they are added).
+PAGES = {page.path: page.heading for page in layout.PAGES}
 # A model small enough that 300 steps take well under a second on one CPU thread.
 TINY = {"hp_emb_dim": 2, "hp_hidden": 16, "hp_batch_size": 32, "hp_steps": 300, "hp_eval_every": 100}
 
@@ -99,8 +93,9 @@ def test_every_page_renders_before_any_run():
     for name in ("eval_every", "seed", "split_seed"):
         assert f"hp_{name}" in keys
     buttons = {b.key for b in at.sidebar.button}
-    assert {"btn_start", "btn_pause", "btn_resume", "btn_stop", "btn_reset", "btn_step"} <= buttons
-    assert at.number_input(key="hp_hidden").max == 4096 and "tanh" in at.number_input(key="hp_hidden").help
+    assert {"btn_start", "btn_pause", "btn_resume", "btn_stop", "btn_step"} <= buttons
+    # No browser-side max (it would hide an out-of-range number): the range is in the tooltip, checked at Start.
+    assert "tanh" in at.number_input(key="hp_hidden").help and "1 to 4,096" in at.number_input(key="hp_hidden").help
 
 
 def test_presets_fill_the_widgets_and_the_url():
@@ -123,7 +118,7 @@ def test_query_params_round_trip_and_bad_values_warn():
     assert at.slider(key="hp_block_size").value == 5
     assert at.number_input(key="hp_steps").value == TrainConfig().steps
     assert at.number_input(key="hp_hidden").value == TrainConfig().hidden
-    assert at.slider(key="data_years").value == (1990, 1999)
+    assert at.session_state[state.DATA_YEARS] == (1990, 1999)
     warnings = texts(at.warning)
     assert "steps='abc'" in warnings and "hidden='999999'" in warnings and "sex='X'" in warnings
     assert "data='nope'" in warnings
@@ -159,7 +154,7 @@ def test_state_carries_across_pages():
     at.selectbox(key="hp_schedule").set_value("step").run()
     at.slider(key="hp_decay_at").set_value(0.75).run()
     at.selectbox(key="hp_schedule").set_value("constant").run()
-    at.switch_page("app_pages/sample.py").run()
+    at.switch_page("pages/4_sample.py").run()
     at.selectbox(key="hp_schedule").set_value("step").run()
     assert at.slider(key="hp_decay_at").value == 0.75
 
@@ -177,34 +172,34 @@ def test_short_run_trains_and_every_page_shows_it():
     assert at.get("plotly_chart")  # the loss chart
     assert {m.label for m in at.main.metric} >= {"step (of 300)", "batch loss", "dev loss", "best dev"}
 
-    at.switch_page("app_pages/train_vs_dev.py").run()
+    at.switch_page("pages/3_train-vs-dev.py").run()
     assert not at.exception
     assert len(at.get("plotly_chart")) == 2  # this run over time, and all runs overlaid
     assert "train loss" in {m.label for m in at.metric}
     table = at.dataframe[0].value
-    assert list(table["run"]) == ["#1"] and table["steps"][0] == 300 and math.isfinite(table["dev"][0])
+    assert list(table["run"]) == ["#1"] and table["steps"][0] == 300 and math.isfinite(float(table["dev"][0]))
     at.button(key="btn_eval_test").click().run()
     assert "Test loss at step 300" in texts(at.info)
 
-    at.switch_page("app_pages/embeddings.py").run()
+    at.switch_page("pages/2_embeddings.py").run()
     assert not at.exception and at.get("plotly_chart")
     assert len(at.dataframe[0].value) == 5  # nearest neighbours of the chosen character
 
-    at.switch_page("app_pages/sample.py").run()
+    at.switch_page("pages/4_sample.py").run()
     at.number_input(key="sample_n").set_value(12)
     at.button(key="btn_sample").click().run()
     assert not at.exception and not at.error
     names = at.dataframe[0].value
-    assert len(names) == 12 and set(names["new?"]) <= {"new", "in training set"}
+    assert len(names) == 12 and set(names["new?"]) <= {"new", "new (a real held-out name)", "in training set"}
     assert "new names" in at.metric[0].label
     at.text_input(key="score_word").set_value("zq9").run()
     assert "'9'" in texts(at.error)  # names the character the model does not know
 
-    at.switch_page("app_pages/checkpoints.py").run()
+    at.switch_page("pages/5_checkpoints.py").run()
     assert not at.exception and at.get("download_button")
 
 
-def test_controls_step_pause_resume_stop_reset():
+def test_controls_step_pause_resume_stop():
     at = app()
     for key, value in {**TINY, "hp_steps": 100_000}.items():
         at.number_input(key=key).set_value(value)
@@ -222,8 +217,11 @@ def test_controls_step_pause_resume_stop_reset():
     at.button(key="btn_resume").click().run()
     at.button(key="btn_stop").click().run()
     wait_for(lambda: run.job.snapshot().status == "stopped")
-    at.button(key="btn_reset").click().run()
-    assert run.job.snapshot().step == 0 and run.job.status == "idle" and run.job_label == "#2"
+    at.run()
+    # Stopped is final: nothing continues it; Start makes a new run from step 0.
+    assert all(at.button(key=k).disabled for k in ("btn_pause", "btn_resume", "btn_stop", "btn_step"))
+    at.button(key="btn_start").click().run()
+    assert run.job_label == "#2" and run.job.snapshot().status == "running"
     assert not at.exception and not at.error
 
 
@@ -232,6 +230,7 @@ def test_reload_reattaches_to_the_run_in_the_url():
     for key, value in {**TINY, "hp_steps": 10_000_000}.items():
         first.number_input(key=key).set_value(value)
     first.button(key="btn_start").click().run()
+    first.button(key="btn_start").click().run()  # 10M steps: the first click only warns how long it takes
     run_id = first.query_params["run"]
     second = app(**first.query_params)  # a reload: a new session, same URL
     assert second.session_state[state.RUN_ID] == run_id
@@ -247,7 +246,7 @@ def test_sessions_do_not_see_each_others_runs():
     second = app()
     assert second.session_state[state.RUN_ID] != first.session_state[state.RUN_ID]
     assert run_of(second).job is None and "press **Start**" in texts(second.info)
-    second.switch_page("app_pages/train_vs_dev.py").run()
+    second.switch_page("pages/3_train-vs-dev.py").run()
     assert not second.dataframe  # no table: this session has no runs of its own
     assert run_of(first).job.snapshot().step == 300
 
@@ -284,7 +283,7 @@ def test_bad_dataset_upload_shows_the_reason():
 def test_bad_checkpoint_upload_shows_the_reason_and_keeps_the_run():
     at = train_tiny(app())
     job = run_of(at).job
-    at.switch_page("app_pages/checkpoints.py").run()
+    at.switch_page("pages/5_checkpoints.py").run()
     at.file_uploader(key="ckpt_upload").set_value(("junk.safetensors", b"not a checkpoint", "application/x")).run()
     assert not at.exception
     assert "Cannot load junk.safetensors" in texts(at.error)
@@ -296,7 +295,7 @@ def test_checkpoint_upload_inspect_sample_and_keep_training():
     run = run_of(at)
     job = run.job
     raw = checkpoint_bytes(job.current_model(), job.config, job.dataset.vocab, meta={"step": 300})
-    at.switch_page("app_pages/checkpoints.py").run()
+    at.switch_page("pages/5_checkpoints.py").run()
     at.file_uploader(key="ckpt_upload").set_value(("mine.safetensors", raw, "application/octet-stream")).run()
     assert not at.exception and not at.error
     assert run.checkpoint is not None and at.dataframe[0].value is not None
@@ -306,7 +305,7 @@ def test_checkpoint_upload_inspect_sample_and_keep_training():
     new_job = run.job
     assert new_job is not job and new_job.wait(60)
     assert new_job.snapshot().step == 400 and run.job_label == "#2"
-    at.switch_page("app_pages/sample.py").run()
+    at.switch_page("pages/4_sample.py").run()
     at.radio(key="sample_source").set_value("checkpoint").run()
     at.button(key="btn_sample").click().run()
     assert not at.exception and len(at.dataframe[0].value) == 20
@@ -317,7 +316,7 @@ def test_lr_sweep_runs_and_its_lr_can_be_used():
     for key, value in {"hp_emb_dim": 2, "hp_hidden": 16}.items():
         at.number_input(key=key).set_value(value)
     at.run()
-    at.switch_page("app_pages/lr_sweep.py").run()
+    at.switch_page("pages/1_lr-sweep.py").run()
     at.number_input(key="sweep_steps").set_value(100)
     at.button(key="btn_sweep").click().run()
     sweep = run_of(at).sweep
@@ -339,10 +338,10 @@ def test_model_from_build_model_is_accepted_by_sample_page():
     vocab = Vocab(tuple("xyz"))
     cfg = TrainConfig(emb_dim=2, hidden=8)
     raw = checkpoint_bytes(build_model(vocab.size, cfg), cfg, vocab, meta={"step": 0})
-    at.switch_page("app_pages/checkpoints.py").run()
+    at.switch_page("pages/5_checkpoints.py").run()
     at.file_uploader(key="ckpt_upload").set_value(("xyz.safetensors", raw, "application/octet-stream")).run()
     at.button(key="btn_ckpt_sample").click().run()
-    at.switch_page("app_pages/sample.py").run()
+    at.switch_page("pages/4_sample.py").run()
     at.button(key="btn_sample").click().run()
     assert not at.exception
     assert set(at.dataframe[0].value["new?"]) == {"?"}
@@ -362,7 +361,7 @@ def test_download_builds_a_loadable_checkpoint_of_the_current_weights():
 
 def test_embeddings_pca_and_replay():
     at = train_tiny(app(), hp_emb_dim=4)
-    at.switch_page("app_pages/embeddings.py").run()
+    at.switch_page("pages/2_embeddings.py").run()
     assert at.radio(key="emb_mode").value == "pca"
     spec = at.get("plotly_chart")[0].proto.spec
     assert "PC1 (" in spec and "% of variance)" in spec and "step 300" in spec
@@ -395,20 +394,26 @@ def test_divergence_is_reported():
     assert not at.exception
 
 
-def test_lecture_names_download_error_and_use(monkeypatch, tmp_path):
-    from mlp_core import data
-    from mlp_core.data import DatasetError
-
-    monkeypatch.setattr(data, "LECTURE_PATH", tmp_path / "lecture_names.txt")
-
-    def offline(*args, **kwargs):
-        raise DatasetError("could not download names.txt: you are probably offline")
-
-    monkeypatch.setattr(data, "download_lecture_names", offline)  # tests never touch the network
-    at = app(data="lecture")
+def test_the_lectures_names_are_the_default_dataset_offline():
+    at = app()
     assert at.radio(key=state.DATA_SOURCE).value == "lecture"
-    at.button(key="btn_download_lecture").click().run()
-    assert "Download failed: could not download names.txt: you are probably offline" in texts(at.error)
-    (tmp_path / "lecture_names.txt").write_text("".join(f"{w}\n" for w in data.builtin_words()[:500]))
+    assert "32,033 words · 27 tokens" in texts(at.sidebar.caption)
+    assert "data" not in at.query_params  # the default: a bare link means the lecture's data
+    at.radio(key=state.DATA_SOURCE).set_value("builtin").run()  # the 2017 US names, one click away
+    assert "29,910 words · 27 tokens" in texts(at.sidebar.caption)
+    assert at.query_params["data"] == ["builtin"] or at.query_params["data"] == "builtin"
+    assert not at.exception
+
+
+def test_a_missing_lecture_file_points_to_upload(monkeypatch, tmp_path):
+    from mlp_core import data
+
+    monkeypatch.setattr(data, "LECTURE_PATH", tmp_path / "names.txt")
+    at = app()
+    error = texts(at.sidebar.error)
+    assert "names.txt is missing or damaged" in error and "'Upload a file'" in error
+    assert str(tmp_path) not in error  # no server path: a user cannot act on it
+    (tmp_path / "names.txt").write_text("emma\nolivia\nava\n")  # present but not the lecture's file
     at.run()
-    assert "500 words" in texts(at.caption) and not any(b.key == "btn_download_lecture" for b in at.button)
+    assert "names.txt is missing or damaged" in texts(at.sidebar.error)
+    assert not at.exception

@@ -7,7 +7,11 @@ import numpy as np
 import pytest
 
 from dashboard import analysis, charts
+from mlp_core.baselines import Baselines
 from mlp_core.history import DecimatedSeries
+
+LECTURE = Baselines(uniform_loss=math.log(27), bigram_dev_loss=2.45, lecture_dev_loss=2.17)
+OTHER_DATA = Baselines(uniform_loss=math.log(53), bigram_dev_loss=2.9, lecture_dev_loss=None)
 
 
 def _history(losses: np.ndarray, capacity: int = 4096):
@@ -57,7 +61,8 @@ def test_train_chart_from_long_history():
     losses = 2.2 + 20 * np.exp(-np.arange(steps) / 2000) + 0.2 * rng.random(steps)
     view = _history(losses)
     evals = [SimpleNamespace(step=s, dev_loss=2.3 - s * 1e-7, train_loss=2.25) for s in range(1000, steps + 1, 1000)]
-    fig = charts.train_chart(view, evals, best_step=200_000, best_dev=2.28, smoothing=0.02, max_points=800)
+    refs = charts.reference_losses(LECTURE)
+    fig = charts.train_chart(view, evals, best_step=200_000, best_dev=2.28, max_points=800, references=refs)
     names = [t.name for t in fig.data]
     assert names[:3] == ["minibatch loss: min–max", "minibatch loss: mean", "minibatch loss: smoothed"]
     assert "dev loss (whole split)" in names and any(n.startswith("best dev 2.2800") for n in names)
@@ -65,7 +70,7 @@ def test_train_chart_from_long_history():
     assert fig.layout.yaxis.type == "log"
     assert "step" in fig.layout.xaxis.title.text and "loss" in fig.layout.yaxis.title.text
     labels = [a.text for a in fig.layout.annotations]
-    assert any("ln 27 = 3.30" in t for t in labels) and any("2.45" in t for t in labels)
+    assert any("uniform guessing 3.30" in t for t in labels) and any("2.45" in t for t in labels)
     assert any("2.17" in t for t in labels)
     lo, hi = fig.layout.yaxis.range
     assert 10**lo <= 2.17 and 10**hi >= losses.max()  # the data and every reference line are in view
@@ -76,7 +81,7 @@ def test_train_chart_from_long_history():
 
 def test_train_chart_empty_and_single_point():
     empty = DecimatedSeries().view()
-    fig = charts.train_chart(empty)
+    fig = charts.train_chart(empty, references=charts.reference_losses(LECTURE))
     assert len(fig.data) == 0 and len(fig.layout.annotations) == 3
     series = DecimatedSeries()
     series.extend(0, np.array([3.3]))
@@ -84,9 +89,61 @@ def test_train_chart_empty_and_single_point():
     assert fig.data[2].y[0] == pytest.approx(3.3)
 
 
-def test_reference_losses_follow_the_vocabulary():
-    (label, value), *_ = charts.reference_losses(53)
-    assert value == pytest.approx(math.log(53)) and "53" in label
+def test_reference_losses_follow_the_data_and_the_lecture_line_only_on_the_lecture_data():
+    (label, value), (bigram_label, bigram), *rest = charts.reference_losses(OTHER_DATA)
+    assert value == pytest.approx(math.log(53)) and "3.97" in label
+    assert bigram == 2.9 and "2.90" in bigram_label
+    assert rest == []  # no 2.17 (nor 2.45) on other data
+    assert [v for _, v in charts.reference_losses(LECTURE)] == [pytest.approx(math.log(27)), 2.45, 2.17]
+
+
+def _lecture_init_curve(steps: int = 20_000) -> charts.TrainCurve:
+    rng = np.random.default_rng(2)
+    losses = 2.2 + 20 * np.exp(-np.arange(steps) / 300) + 0.2 * rng.random(steps)
+    view = _history(losses)
+    return charts.train_curve(view.step, view.mean, view.low, view.high, view.count, smoothing=0.02)
+
+
+def test_the_init_spike_does_not_squeeze_the_interesting_range():
+    curve = _lecture_init_curve()
+    refs = charts.reference_losses(LECTURE)
+    full = charts.train_figure(curve, refs)
+    view = charts.train_figure(curve, refs, skip_spike=True, uniform=LECTURE.uniform_loss)
+    share = lambda fig: math.log10(2.6 / 2.0) / np.diff(fig.layout.yaxis.range)[0]  # noqa: E731
+    assert 10 ** full.layout.yaxis.range[1] > 20  # the whole spike when asked for
+    assert share(view) > 2 * share(full) and share(view) > 0.25  # 2.0-2.6 gets a real share of the height
+    assert view.layout.xaxis.range[0] > 0  # the view starts after the spike...
+    assert len(view.data[0].x) == len(full.data[0].x)  # ...and the data is all still there (zoom out)
+    flat = charts.train_curve(*(np.array(a) for a in ([0, 100], [3.3, 3.0], [3.2, 2.9], [3.4, 3.1], [1, 1])))
+    assert charts.spike_end(flat, LECTURE.uniform_loss) is None  # a scaled init has no spike: nothing skipped
+
+
+@pytest.mark.parametrize("low, high", [(0.8, 3.3), (2.05, 2.6), (1.9, 1000.0), (2.0, 26.0), (0.01, 0.05)])
+def test_loss_ticks_cover_the_plotted_range_and_never_overlap(low, high):
+    lo, hi = math.log10(low), math.log10(high)
+    ticks = np.log10(charts.log_ticks(lo, hi))
+    assert len(ticks) >= 2 and (lo <= ticks).all() and (ticks <= hi).all()
+    span = hi - lo
+    assert ticks[0] - lo <= 0.3 * span and hi - ticks[-1] <= 0.3 * span  # no big stretch without a label
+    assert np.diff(ticks).min() >= span * charts.LABEL_PX / charts.PLOT_PX  # no two labels on top of each other
+
+
+def test_a_loss_far_below_or_above_the_usual_range_still_gets_ticks_around_it():
+    for losses in (np.full(500, 0.8), np.full(500, 900.0)):
+        view = _history(losses)
+        fig = charts.train_chart(view, references=charts.reference_losses(LECTURE))
+        lo, hi = fig.layout.yaxis.range
+        ticks = np.log10(fig.layout.yaxis.tickvals)
+        near = math.log10(losses[0])
+        assert lo <= near <= hi and np.abs(ticks - near).min() <= 0.3 * (hi - lo)
+
+
+def test_reference_labels_do_not_overlap_over_a_wide_range():
+    curve = _lecture_init_curve()
+    fig = charts.train_figure(curve, charts.reference_losses(LECTURE))  # 2 to 22: 2.17 and 2.45 nearly touch
+    ys = sorted(a.y for a in fig.layout.annotations)
+    span = np.diff(fig.layout.yaxis.range)[0]
+    assert len(ys) == 3 and np.diff(ys).min() >= span * charts.LABEL_PX / charts.PLOT_PX - 1e-12
 
 
 def test_pca_basis_is_stable_and_explains_variance():
@@ -117,16 +174,12 @@ def test_nearest_neighbours_by_cosine():
     assert nn[0][1] == pytest.approx(10 / math.sqrt(101))
 
 
-def test_embedding_figure_colours_vowels_apart():
-    labels = [".", "a", "b", "e", " "]
-    fig = charts.embedding_figure(
-        np.arange(10, dtype=float).reshape(5, 2), labels, x_title="PC1 (50% of variance)", y_title="PC2", x_range=[0, 9]
-    )
-    by_name = {t.name: list(t.text) for t in fig.data}
-    assert by_name["vowel"] == ["a", "e"]
-    assert by_name["consonant / other"] == ["b", "␣"]
-    assert by_name["'.' start/end"] == ["."]
-    assert list(fig.layout.xaxis.range) == [0, 9] and fig.layout.xaxis.title.text.startswith("PC1")
+def test_lr_sweep_with_adamw_shows_the_valley_not_a_flat_line_under_the_spike():
+    exps = np.linspace(-4, 0, 1000)
+    valley = 3.3 - 0.8 * np.exp(-(((exps + 2.5) / 0.5) ** 2))  # 3.3 down to 2.5 and back
+    losses = np.where(exps > -1.6, 40.0, valley)  # adamw explodes for the top 40% of the lrs
+    lo, hi = charts.lr_sweep_figure(exps, losses, losses).layout.yaxis.range
+    assert lo <= 2.5 and hi < 4.0  # the valley fills the height; the explosion runs off the top
 
 
 def test_lr_sweep_figure_marks_the_suggestion_and_clips_the_blow_up():
@@ -140,22 +193,18 @@ def test_lr_sweep_figure_marks_the_suggestion_and_clips_the_blow_up():
     assert np.isfinite(fig.layout.yaxis.range).all()
 
 
-def test_char_probs_and_next_char_figures():
-    fig = charts.char_probs_figure("ab", ["a", "b", "."], [0.5, 0.25, 1.0])
-    probs, nll = fig.data
-    assert list(probs.y) == [0.5, 0.25, 1.0]
-    assert np.allclose(nll.y, [math.log(2), math.log(4), 0.0])
-    fig = charts.next_char_figure([("a", 0.2), (".", 0.5), ("b", 0.3)], "em")
-    assert list(fig.data[0].x) == [".", "b", "a"] and "em" in fig.layout.title.text
-
-
 def test_overlay_and_train_dev_figures():
     ev = [SimpleNamespace(step=s, dev_loss=2.5, train_loss=2.4) for s in (10, 20)]
     assert charts.train_dev_figure(ev).data[0].name.startswith("train")
-    cfg = SimpleNamespace(block_size=3, emb_dim=10, hidden=200, hidden_layers=1, optimizer="sgd", lr=0.1, batch_size=32)
+    cfg = SimpleNamespace(
+        block_size=3, emb_dim=10, hidden=200, hidden_layers=1, optimizer="sgd", lr=0.1, batch_size=32, steps=200
+    )
     runs = [
-        SimpleNamespace(label="#1", config=cfg, evals=((10, 2.5, 2.4),)),
-        SimpleNamespace(label="#2", config=cfg, evals=()),
+        SimpleNamespace(label="#1", config=cfg, dataset="lecture names.txt", evals=((10, 2.5, 2.4), (100, 2.2, 2.1))),
+        SimpleNamespace(label="#2", config=cfg, dataset="US names 2017", evals=()),
     ]
     fig = charts.runs_overlay_figure(runs)
-    assert len(fig.data) == 1 and fig.data[0].name.startswith("#1")
+    assert len(fig.data) == 1 and fig.data[0].name.startswith("#1") and "lecture names.txt" in fig.data[0].name
+    assert fig.layout.yaxis.type == "log" and list(fig.data[0].x) == [10, 100]
+    fraction = charts.runs_overlay_figure(runs, x="fraction")
+    assert list(fraction.data[0].x) == [0.05, 0.5] and "fraction" in fraction.layout.xaxis.title.text

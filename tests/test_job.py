@@ -1,10 +1,11 @@
 """TrainingJob and BackgroundTask: the commands a UI sends, and what it reads back, across threads."""
 
 import dataclasses
+import functools
 import math
-import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ import torch
 from mlp_core.job import BackgroundTask, Cancelled, TrainingJob
 from mlp_core.lr_sweep import LRSweepResult, lr_range_test
 from mlp_core.model import build_model
+from mlp_core.trainer import Trainer
 
 LONG = 10_000_000  # steps: a job that only ends when told to
 
@@ -32,7 +34,8 @@ def make_job(tiny_dataset, tiny_config):
     jobs: list[TrainingJob] = []
 
     def make(**kwargs) -> TrainingJob:
-        job_kwargs = {k: kwargs.pop(k) for k in ("target_dev_loss", "on_finish", "model") if k in kwargs}
+        names = ("target_dev_loss", "on_finish", "model", "worker_hook")
+        job_kwargs = {k: kwargs.pop(k) for k in names if k in kwargs}
         job = TrainingJob(tiny_config.replace(**kwargs), tiny_dataset, **job_kwargs)
         jobs.append(job)
         return job
@@ -52,7 +55,8 @@ def test_start_runs_to_the_end(make_job):
     assert [e.step for e in snap.evals] == [100, 200, 300]
     assert snap.train_history.count.sum() == 300
     assert snap.best_dev == min(e.dev_loss for e in snap.evals)
-    assert not snap.active and snap.params == job.trainer.model.num_params()
+    assert not snap.active and snap.params == job.current_model().num_params()
+    assert snap.weights_step == 300 and snap.final and not job.live
 
 
 def test_pause_resume_stop(make_job):
@@ -63,20 +67,19 @@ def test_pause_resume_stop(make_job):
     job.pause()
     wait_for(lambda: job.snapshot().status == "paused")
     paused_at = job.snapshot().step
-    assert job.trainer.step == paused_at
+    assert job.snapshot().weights_step == paused_at  # a pause publishes the weights of that step
     time.sleep(0.3)
-    assert job.trainer.step == paused_at and job.snapshot().status == "paused"  # really paused
+    assert job.snapshot().step == paused_at and job.snapshot().status == "paused"  # really paused
     job.resume()
     wait_for(lambda: job.snapshot().step > paused_at)
     assert job.snapshot().status == "running"
     assert job.stop() is True
     snap = job.snapshot()
-    assert snap.status == "stopped" and not snap.active
-    assert snap.step == job.trainer.step
-    # A stopped job can be started again and carries on from where it was.
-    job.start()
-    wait_for(lambda: job.snapshot().step > snap.step)
-    assert job.stop() is True
+    assert snap.status == "stopped" and not snap.active and snap.final and not job.live
+    # Stopped is final: a new run is a new job.
+    for command in (job.start, job.resume, lambda: job.step(1)):
+        with pytest.raises(RuntimeError, match="final"):
+            command()
 
 
 def test_step_n_runs_exactly_n_steps_then_pauses(make_job):
@@ -84,12 +87,12 @@ def test_step_n_runs_exactly_n_steps_then_pauses(make_job):
     job.step(37)  # from idle: starts the worker
     wait_for(lambda: job.snapshot().status == "paused" and job.snapshot().step == 37)
     time.sleep(0.2)
-    assert job.trainer.step == 37
+    assert job.snapshot().step == job.snapshot().weights_step == 37
     assert [e.step for e in job.snapshot().evals] == [10, 20, 30]
     job.step(5)  # on a paused job
     wait_for(lambda: job.snapshot().step == 42 and job.snapshot().status == "paused")
     time.sleep(0.2)
-    assert job.trainer.step == 42
+    assert job.snapshot().step == job.snapshot().weights_step == 42
     with pytest.raises(ValueError, match="at least 1"):
         job.step(0)
     job.resume()  # a paused job goes back to running
@@ -97,38 +100,40 @@ def test_step_n_runs_exactly_n_steps_then_pauses(make_job):
     assert job.stop() is True
 
 
-def test_step_n_asked_during_a_chunk_still_runs_n_more(make_job):
+def _slow_first_chunk(entered: Path, trainer: Trainer) -> None:
+    """Worker hook: the first chunk creates `entered`, then waits 0.5 s before it trains."""
+    advance = trainer.advance
+    calls = []
+
+    def slow(n: int):
+        if not calls:
+            entered.touch()
+            time.sleep(0.5)
+        calls.append(n)
+        return advance(n)
+
+    trainer.advance = slow
+
+
+def test_step_n_asked_during_a_chunk_still_runs_n_more(make_job, tmp_path):
     """A chunk already running for an earlier "step x 100" must not use up a new "step x 5"."""
-    job = make_job(steps=LONG, eval_every=1000)
-    gate, entered = threading.Event(), threading.Event()
-    advance = job.trainer.advance
-    chunks: list[int] = []
-
-    def gated(n: int):
-        if not chunks:
-            entered.set()
-            gate.wait(30)
-        result = advance(n)
-        chunks.append(result.steps_run)
-        return result
-
-    job.trainer.advance = gated
-    job.step(100)
-    assert entered.wait(30)
-    job.step(5)  # while the first chunk is held
-    gate.set()
-    wait_for(lambda: job.snapshot().status == "paused" and len(chunks) >= 2)
+    entered = tmp_path / "entered"
+    job = make_job(steps=LONG, eval_every=1000, worker_hook=functools.partial(_slow_first_chunk, entered))
+    job.step(100)  # the first chunk is one step (its time is not known yet), held 0.5 s
+    wait_for(entered.exists)
+    job.step(5)  # while that chunk is held: replaces what is left of the 100
+    wait_for(lambda: job.snapshot().status == "paused")
     time.sleep(0.2)
-    assert job.trainer.step == chunks[0] + 5
+    assert job.snapshot().step == 1 + 5
 
 
-def test_step_after_the_end_keeps_training(make_job):
+def test_finished_is_final(make_job):
     job = make_job(steps=20, eval_every=10)
     job.start()
     assert job.wait(60) and job.status == "finished"
-    job.step(3)
-    wait_for(lambda: job.snapshot().step == 23)
-    assert job.stop() is True
+    with pytest.raises(RuntimeError, match="finished, which is final"):
+        job.step(3)
+    assert job.snapshot().step == 20 and not job.live
 
 
 def test_reset_starts_over_from_a_fresh_init(make_job, tiny_dataset, tiny_config):
@@ -168,14 +173,17 @@ def test_snapshot_is_immutable_and_versions_increase(make_job):
     assert first.step == 0 and first.status == "idle"
 
 
-def test_worker_exception_ends_in_error_with_the_message(make_job, monkeypatch):
+def _boom(n: int):
+    raise RuntimeError("boom in the worker")
+
+
+def _advance_raises(trainer: Trainer) -> None:
+    trainer.advance = _boom
+
+
+def test_worker_exception_ends_in_error_with_the_message(make_job):
     finished: list[str] = []
-    job = make_job(steps=LONG, on_finish=lambda j: finished.append(j.status))
-
-    def boom(n: int):
-        raise RuntimeError("boom in the worker")
-
-    monkeypatch.setattr(job.trainer, "advance", boom)
+    job = make_job(steps=LONG, on_finish=lambda j: finished.append(j.status), worker_hook=_advance_raises)
     job.start()
     assert job.wait(30)
     snap = job.snapshot()
@@ -197,6 +205,8 @@ def test_divergence_ends_the_job_with_a_message(make_job):
     assert job.wait(60)
     snap = job.snapshot()
     assert snap.status == "diverged" and "diverged at step" in snap.message
+    assert f"kept the weights of step {snap.weights_step:,}" in snap.message
+    assert snap.step == snap.weights_step < snap.diverged_at
     assert all(torch.isfinite(p).all() for p in job.current_model().parameters())
 
 
@@ -209,7 +219,7 @@ def test_target_dev_loss_stops_the_job(make_job):
     assert "reached dev loss" in snap.message
 
 
-def test_current_model_is_a_consistent_copy_mid_training(make_job, tiny_dataset):
+def test_current_model_is_a_consistent_copy_mid_training(make_job, tiny_dataset, tiny_config):
     job = make_job(steps=LONG)
     job.start()
     wait_for(lambda: job.snapshot().step > 50)
@@ -223,10 +233,15 @@ def test_current_model_is_a_consistent_copy_mid_training(make_job, tiny_dataset)
     assert all(torch.equal(model.state_dict()[k], v) for k, v in copy.items())  # training did not touch it
     job.pause()
     wait_for(lambda: job.snapshot().status == "paused")
-    # Paused, the published copy is exactly the trainer's weights.
-    live = job.trainer.model.state_dict()
-    assert all(torch.equal(job.current_model().state_dict()[k], live[k]) for k in live)
-    assert job.best_model().num_params() == model.num_params()
+    # Paused, the published copy is exactly the weights of that step (a reference run gets the same).
+    at = job.current_weights()
+    assert at.step == job.snapshot().step
+    reference = Trainer(tiny_config.replace(steps=LONG), tiny_dataset)
+    while reference.step < at.step:
+        reference.advance(at.step - reference.step)
+    live = reference.model.state_dict()
+    assert all(torch.equal(at.model.state_dict()[k], live[k]) for k in live)
+    assert job.best_model().num_params() == model.num_params() and not job.best_model().training
 
 
 # ---------------------------------------------------------------------------- BackgroundTask

@@ -126,12 +126,13 @@ def test_hostile_checkpoints_leave_a_training_run_untouched(tiny_dataset, good_r
     assert not marker.exists()
     # Training is deterministic for its seed whatever the chunking: the weights are exactly those of a run
     # that never saw a hostile file.
+    at = job.current_weights()  # the worker's last weights and their step
+    assert at.step > step_before
     reference = Trainer(config, tiny_dataset)
-    while reference.step < job.trainer.step:
-        reference.advance(job.trainer.step - reference.step)
-    live = job.trainer.model.state_dict()
+    while reference.step < at.step:
+        reference.advance(at.step - reference.step)
+    live = at.model.state_dict()
     assert all(torch.equal(live[k], v) for k, v in reference.model.state_dict().items())
-    assert all(torch.equal(live[k], v) for k, v in job.current_model().state_dict().items())
 
 
 # ---------------------------------------------------------------------------- 2. hostile datasets, property-based
@@ -184,7 +185,8 @@ def test_edge_files():
     with pytest.raises(data.DatasetError, match="line 1 has 100000 characters; the limit is 64"):
         data.parse_words(b"a" * 100_000, "huge line")
     many = "\n".join(chr(0x4E00 + i) for i in range(10_000)).encode()
-    with pytest.raises(data.DatasetError, match="10000 distinct characters; the limit is 100"):
+    limit = f"10,000 distinct characters; the limit is {data.MAX_DISTINCT_CHARS:,}"
+    with pytest.raises(data.DatasetError, match=limit):
         data.parse_words(many, "cjk")
     with pytest.raises(data.DatasetError, match="need at least 3 words"):
         data.make_dataset(data.parse_words(b"a\nb\n", "two"))
@@ -270,8 +272,8 @@ def test_a_diverging_job_says_so_and_keeps_its_last_good_weights(tiny_dataset):
     job.start()
     assert job.wait(60)
     snap = job.snapshot()
-    assert snap.status == "diverged" and snap.step == job.trainer.diverged_at
-    assert snap.message.startswith(f"diverged at step {job.trainer.diverged_at}: the loss became NaN/inf")
+    assert snap.status == "diverged" and snap.step == snap.weights_step < snap.diverged_at
+    assert snap.message.startswith(f"diverged at step {snap.diverged_at:,}: the loss became NaN/inf; kept the weights")
     for model in (job.current_model(), job.best_model()):
         assert finite(model)
         assert len(sample_names(model, tiny_dataset.vocab, 5, max_len=8)) == 5
@@ -381,9 +383,23 @@ CLI_ERRORS = {
     "data info --split-seed -1": (["data", "info", "--split-seed", "-1"], "error: split_seed must be between 0"),
     "data info --data with two words": (["data", "info", "--data", "{two}"], "error: need at least 3 words"),
     # lr-find
-    "lr-find --num 1": (["lr-find", "--num", "1"], "error: --num must be between 2 and 10,000,000, got 1"),
-    "lr-find --num 0": (["lr-find", "--num", "0"], "error: --num must be between 2"),
-    "lr-find --num too many": (["lr-find", "--num", "100000000"], "error: --num must be between 2"),
+    "lr-find --num 1": (
+        ["lr-find", "--num", "1"],
+        "error: --num (learning rates to try, one step each) must be between 2 and 1,000,000, got 1",
+    ),
+    "lr-find --num 0": (
+        ["lr-find", "--num", "0"],
+        "error: --num (learning rates to try, one step each) must be between 2",
+    ),
+    # Over the sweep's own bound but under the old one (steps' 10,000,000): the message named eval_every.
+    "lr-find --num past the sweep's bound": (
+        ["lr-find", "--num", "2000000"],
+        "error: --num (learning rates to try, one step each) must be between 2 and 1,000,000, got 2,000,000",
+    ),
+    "lr-find --num too many": (
+        ["lr-find", "--num", "100000000"],
+        "error: --num (learning rates to try, one step each) must be between 2",
+    ),
     "lr-find --start > --end": (
         ["lr-find", "--start", "0", "--end", "-1"],
         "error: --start must be less than --end (both finite), got 0.0 and -1.0",

@@ -174,14 +174,30 @@ def test_diverging_run_stops_keeps_finite_weights_and_still_samples(tiny_dataset
         results.append(t.advance(500))
     assert t.diverged_at is not None and 0 < t.diverged_at < 500
     assert results[-1].diverged and not math.isfinite(results[-1].last_loss)
-    assert t.step == t.diverged_at
-    assert t.train_history.total_points == t.diverged_at
+    assert t.step == 0  # the whole run was one chunk: its start is the last weights known to be finite
+    assert t.train_history.total_points == t.diverged_at  # the losses seen on the way stay in the history
     assert np.isfinite(t.train_history.view().mean).all()
     assert all(torch.isfinite(p).all() for p in t.model.parameters())
     assert math.isfinite(t.evaluate("dev"))
     sampling = pytest.importorskip("mlp_core.sampling")
     names = sampling.sample_names(t.model, tiny_dataset.vocab, 5, seed=0)
     assert len(names) == 5 and all(isinstance(s.name, str) for s in names)
+
+
+@pytest.mark.parametrize("chunk", [7, 1])
+def test_divergence_rollback_step_is_the_step_of_the_kept_weights(tiny_dataset, tiny_config, chunk):
+    """Defect 3: after a rollback `step` said diverged_at while the weights were those of an earlier step."""
+    config = tiny_config.replace(optimizer="sgd", lr=1.0, weight_decay=10.0, schedule="constant", steps=500)
+    t = Trainer(config, tiny_dataset)
+    while not t.finished:
+        t.advance(chunk)
+    assert t.diverged_at is not None and 0 < t.step < t.diverged_at
+    reference = Trainer(config, tiny_dataset)
+    while reference.step < t.step:
+        reference.advance(min(chunk, t.step - reference.step))
+    kept, ref = t.model.state_dict(), reference.model.state_dict()
+    assert all(torch.equal(kept[k], ref[k]) for k in ref)
+    assert t.lr_at(t.step) == reference.lr_at(reference.step)
 
 
 # ---------------------------------------------------------------------------- odds and ends

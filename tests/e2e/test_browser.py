@@ -14,7 +14,8 @@ from .ui import PAGES, button, go_to, wait_until
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 # A long lecture-size run: it keeps training through the whole test, so every page is seen mid-training.
-LONG_RUN = "/?steps=300000&eval_every=200&hidden=64"
+# On the US names: their years slider shows, so the test can see the dataset settings survive page switches.
+LONG_RUN = "/?steps=300000&eval_every=200&hidden=64&data=builtin"
 
 
 def status_text(page) -> str:

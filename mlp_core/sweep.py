@@ -1,0 +1,667 @@
+"""Hyperparameter sweeps on Ray Tune: a search space over TrainConfig fields, the Trainer as a trial.
+
+Ray is the engine at the edge: this is the one module that imports it (lazily, so `mlp_core` works
+without it). A trial is `_trial`, a function of a config dict that runs the project's own `Trainer`
+and reports the dev loss at every evaluation point; scheduling, early stopping (ASHA), retries,
+resume and placement on a cluster are Ray's.
+
+A sweep directory holds:
+    sweep.json        the settings, enough to `--resume` it
+    summary.json      the live state the CLI and the dashboard read (trials, curves, best)
+    ray/              Ray Tune's experiment state (what `Tuner.restore` reads)
+    trials/<id>.safetensors   each finished trial's final weights (mlp_core checkpoints)
+    best.safetensors  a copy of the best one
+
+The weights travel to the driver inside the trial's last result (a few hundred KB at most), not
+through a filesystem: a worker on another machine needs no shared storage for `--out` to fill.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from . import data
+from .config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, preset, to_dict
+from .model import check_memory
+
+SETTINGS_FILE = "sweep.json"
+SUMMARY_FILE = "summary.json"
+RAY_DIR = "ray"
+TRIALS_DIR = "trials"
+BEST_FILE = "best.safetensors"
+METRIC = "dev_loss"
+MAX_TRIALS = 10_000
+ADDRESS_TIMEOUT_S = 20.0  # TCP check + Ray's own connect; the whole give-up stays under 30 s
+OBJECT_STORE_BYTES = 128 * 1024**2  # the dataset is the only big object (~15 MB at block size 8)
+NOT_SWEPT = ("device",)  # trials ask Ray for CPUs only
+
+
+class SweepError(ValueError):
+    """A sweep cannot start or continue; the message says why in one line."""
+
+
+# ---------------------------------------------------------------------------- the search space
+@dataclass(frozen=True)
+class Param:
+    """One swept field: a uniform / log-uniform range (ints stay ints), or a choice of values."""
+
+    field: str
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    values: tuple[Any, ...] = ()
+
+    @property
+    def is_choice(self) -> bool:
+        return bool(self.values)
+
+    def spec(self) -> str:
+        """Back to the CLI's FIELD=LO:HI[:log] / FIELD=a|b form."""
+        if self.is_choice:
+            return f"{self.field}=" + "|".join(str(v) for v in self.values)
+        return f"{self.field}={self.low:g}:{self.high:g}" + (":log" if self.log else "")
+
+
+def _field_types() -> dict[str, str]:
+    return {f.name: str(f.type) for f in fields(TrainConfig)}
+
+
+def _number(text: str, name: str, kind: str) -> float | int:
+    try:
+        value = int(text) if kind == "int" and re.fullmatch(r"[+-]?\d+", text.strip()) else float(text)
+    except ValueError:
+        raise SweepError(f"--param {name}: {text!r} is not a number") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SweepError(f"--param {name}: {text!r} is not a finite number")
+    return value
+
+
+def parse_param(spec: str) -> Param:
+    """'lr=1e-3:1e-1:log', 'hidden=64:256', 'optimizer=sgd|adamw' or 'dropout=0.1' (a fixed value)."""
+    name, sep, rest = spec.partition("=")
+    name = name.strip().replace("-", "_")
+    types = _field_types()
+    if not sep or not name or not rest.strip():
+        raise SweepError(f"--param must look like FIELD=LO:HI, FIELD=LO:HI:log or FIELD=a|b|c, got {spec!r}")
+    if name not in types:
+        raise SweepError(f"--param: unknown field {name!r}; sweepable: {', '.join(sweepable_fields())}")
+    if name in NOT_SWEPT:
+        raise SweepError(f"--param: {name} cannot be swept (trials run on the CPUs Ray gives them)")
+    kind = types[name]
+    parts = [p.strip() for p in rest.split(":")]
+    if "|" in rest or len(parts) == 1:
+        raw = [v.strip() for v in rest.split("|")]
+        if any(not v for v in raw):
+            raise SweepError(f"--param {name}: empty choice in {rest!r}")
+        values = tuple(v if kind == "str" else _number(v, name, kind) for v in raw)
+        return Param(name, values=tuple(dict.fromkeys(values)))
+    if kind == "str":
+        raise SweepError(f"--param {name} takes choices like {name}={'|'.join(CHOICES[name])}, got {rest!r}")
+    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
+        raise SweepError(f"--param {name}: a range is LO:HI or LO:HI:log, got {rest!r}")
+    low, high = _number(parts[0], name, kind), _number(parts[1], name, kind)
+    if low > high:
+        raise SweepError(f"--param {name}: LO {parts[0]} is greater than HI {parts[1]}")
+    log = len(parts) == 3
+    if log and low <= 0:
+        raise SweepError(f"--param {name}: a log range needs LO > 0, got {parts[0]}")
+    return Param(name, low=low, high=high, log=log)
+
+
+def sweepable_fields() -> list[str]:
+    return [f.name for f in fields(TrainConfig) if f.name not in NOT_SWEPT]
+
+
+def check_space(params: Sequence[Param], base: TrainConfig) -> None:
+    """Every value the space can draw must be a valid TrainConfig (BOUNDS/CHOICES), checked before anything starts."""
+    seen: set[str] = set()
+    for p in params:
+        if p.field in seen:
+            raise SweepError(f"--param {p.field} is given twice")
+        seen.add(p.field)
+        for value in p.values or (p.low, p.high):
+            try:
+                base.replace(**{p.field: value})
+            except ConfigError as exc:
+                raise SweepError(f"--param {p.spec()}: {exc}") from None
+
+
+def largest_config(params: Sequence[Param], base: TrainConfig) -> TrainConfig:
+    """The corner of the space that needs the most memory: every numeric field at its largest value."""
+    changes: dict[str, Any] = {}
+    for p in params:
+        numeric = [v for v in (p.values or (p.low, p.high)) if isinstance(v, (int, float))]
+        if numeric:
+            changes[p.field] = max(numeric)
+    return base.replace(**changes) if changes else base
+
+
+def tune_space(params: Sequence[Param]) -> dict[str, Any]:
+    """The Ray Tune search space; integer fields draw integers (HI inclusive)."""
+    from ray import tune
+
+    types = _field_types()
+    space: dict[str, Any] = {}
+    for p in params:
+        if p.is_choice:
+            space[p.field] = tune.choice(list(p.values))
+        elif types[p.field] == "int":
+            lo, hi = int(p.low), int(p.high) + 1  # randint's upper end is exclusive
+            space[p.field] = tune.lograndint(lo, hi) if p.log else tune.randint(lo, hi)
+        else:
+            space[p.field] = tune.loguniform(p.low, p.high) if p.log else tune.uniform(p.low, p.high)
+    return space
+
+
+# ---------------------------------------------------------------------------- settings
+@dataclass
+class SweepSettings:
+    """What a sweep was asked to do; saved as sweep.json so `--resume DIR` needs nothing else."""
+
+    data: str | None = None  # None: the built-in names
+    preset: str = "fast"
+    trials: int = 8
+    steps: int | None = None  # None: the preset's
+    params: list[str] = field(default_factory=list)
+    scheduler: str = "asha"
+    search: str = "random"
+    concurrency: int | None = None
+    cpus_per_trial: float = 1.0
+    seed: int = 0
+
+    def base_config(self) -> TrainConfig:
+        """The preset with the sweep's steps; trials run on the CPU they were given."""
+        base = preset(self.preset)
+        return base.replace(steps=self.steps if self.steps is not None else base.steps, device="cpu")
+
+    def space(self) -> list[Param]:
+        return [parse_param(s) for s in self.params]
+
+
+@dataclass
+class Prepared:
+    settings: SweepSettings
+    base: TrainConfig
+    params: list[Param]
+    dataset: data.NamesDataset
+
+
+def prepare(settings: SweepSettings) -> Prepared:
+    """Validate everything and load the data; raises SweepError/ConfigError/DatasetError before Ray starts."""
+    if settings.preset not in PRESETS:
+        raise SweepError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
+    if not 1 <= settings.trials <= MAX_TRIALS:
+        raise SweepError(f"--trials must be between 1 and {MAX_TRIALS:,}, got {settings.trials}")
+    if settings.steps is not None and not 1 <= settings.steps <= BOUNDS["steps"].high:
+        raise SweepError(f"--steps must be between 1 and {int(BOUNDS['steps'].high):,}, got {settings.steps}")
+    if settings.scheduler not in ("asha", "fifo"):
+        raise SweepError(f"--scheduler must be asha or fifo, got {settings.scheduler!r}")
+    if settings.search not in ("random", "tpe"):
+        raise SweepError(f"--search must be random or tpe, got {settings.search!r}")
+    if settings.concurrency is not None and settings.concurrency < 1:
+        raise SweepError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    cpus = settings.cpus_per_trial
+    if not (isinstance(cpus, (int, float)) and math.isfinite(cpus) and 0 < cpus <= 1024):
+        raise SweepError(f"--cpus-per-trial must be a number above 0, got {cpus}")
+    if settings.search == "tpe":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise SweepError("--search tpe needs optuna, which is not installed (pip install optuna)") from None
+    base = settings.base_config()
+    params = settings.space()
+    check_space(params, base)
+    words = data.load_words(settings.data) if settings.data else data.builtin_words()
+    name = Path(settings.data).name if settings.data else "builtin"
+    dataset = data.make_dataset(words, block_size=base.block_size, split_seed=base.split_seed, name=name)
+    check_memory(dataset.vocab.size, largest_config(params, base))  # the space's largest model, refused by name
+    return Prepared(settings, base, params, dataset)
+
+
+def load_settings(sweep_dir: str | Path) -> SweepSettings:
+    path = Path(sweep_dir) / SETTINGS_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return SweepSettings(**raw)
+    except FileNotFoundError:
+        raise SweepError(f"{sweep_dir} is not a sweep directory (no {SETTINGS_FILE})") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise SweepError(f"cannot read {path}: {exc}") from None
+
+
+def read_summary(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The sweep's summary.json, or None while there is none (or it cannot be read)."""
+    try:
+        return json.loads((Path(sweep_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Atomically: a reader (the dashboard) never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_finite(obj), f, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_bytes(path: Path, raw: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+    os.replace(tmp, path)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+# ---------------------------------------------------------------------------- the trial (runs on a Ray worker)
+def _trial(config: dict[str, Any], dataset: data.NamesDataset, base: dict[str, Any], threads: int) -> None:
+    """One trial: the project's Trainer, a report at every evaluation point, the final weights in the last one."""
+    import ray
+    import torch
+    from ray import tune
+
+    from .checkpoint import checkpoint_bytes
+    from .config import from_dict
+    from .trainer import Trainer
+
+    info = {"node": ray.get_runtime_context().get_node_id(), "pid": os.getpid(), "started": time.time()}
+    torch.set_num_threads(threads)
+    cfg = from_dict({**base, **config})
+    trainer = Trainer(cfg, dataset, diagnostics_every=0)  # no activation probes: a sweep only needs dev loss
+    while not trainer.finished:
+        result = trainer.advance(cfg.steps)
+        if trainer.diverged_at is not None:
+            reason = f"diverged at step {trainer.diverged_at}"
+            tune.report({"step": trainer.step, METRIC: math.inf, "stop_reason": reason, **info})
+            return
+        point = result.evaluated
+        if point is None:
+            continue
+        metrics = {"step": trainer.step, METRIC: point.dev_loss, "train_loss": point.train_loss, **info}
+        if trainer.finished:
+            meta = {"step": trainer.step, "dev_loss": point.dev_loss, "dataset_fingerprint": dataset.fingerprint}
+            metrics["weights"] = checkpoint_bytes(trainer.model, cfg, trainer.dataset.vocab, meta)
+            metrics["done_training"] = True
+        tune.report(metrics)
+
+
+# ---------------------------------------------------------------------------- the driver's record
+class _Active:
+    """The running sweep's driver-side state; the Ray callback (pickled into Ray's state) looks it up here."""
+
+    out: Path | None = None
+    on_change: Callable[[dict[str, Any]], None] | None = None
+
+
+def _make_recorder(base_cls: type) -> type:
+    class Recorder(base_cls):  # type: ignore[misc, valid-type]
+        """Keeps summary.json and the trials' checkpoints up to date, on the driver, from Tune's events."""
+
+        def __init__(self) -> None:
+            self._summary: dict[str, Any] | None = None
+            self._last_write = 0.0
+
+        def __getstate__(self) -> dict[str, Any]:
+            return {}  # Tune pickles its callbacks into the experiment; the state lives in summary.json
+
+        def __setstate__(self, state: dict[str, Any]) -> None:
+            self.__init__()
+
+        # -- helpers
+        @property
+        def summary(self) -> dict[str, Any]:
+            if self._summary is None:
+                self._summary = read_summary(_Active.out) or {"trials": {}}
+                self._summary.setdefault("trials", {})
+            return self._summary
+
+        def _entry(self, trial: Any) -> dict[str, Any]:
+            entry = self.summary["trials"].setdefault(
+                trial.trial_id, {"id": trial.trial_id, "status": "pending", "steps": 0, "curve": [], "retries": 0}
+            )
+            entry["config"] = {k: v for k, v in trial.config.items()}
+            return entry
+
+        def _save(self, force: bool = False) -> None:
+            now = time.time()
+            if not force and now - self._last_write < 0.5:
+                return
+            self._last_write = now
+            self.summary["updated"] = now
+            self.summary["best"] = _best(self.summary["trials"])
+            _write_json(_Active.out / SUMMARY_FILE, self.summary)
+            if _Active.on_change is not None:
+                _Active.on_change(self.summary)
+
+        # -- Tune's events
+        def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            entry = self._entry(trial)
+            entry.update(status="running", curve=[], steps=0, reason=None)
+            self._save(force=True)
+
+        def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+            entry = self._entry(trial)
+            weights = result.pop("weights", None)  # Tune lets callbacks edit the result: keep bytes out of its logs
+            step = int(result.get("step", 0))
+            dev = result.get(METRIC)
+            entry.update(steps=step, node=result.get("node"), pid=result.get("pid"), started=result.get("started"))
+            if "stop_reason" in result:
+                entry["reason"] = result["stop_reason"]
+            elif dev is not None:
+                entry["curve"].append([step, dev, time.time()])  # [step, dev loss, wall time]
+                entry["dev_loss"] = dev
+                entry["train_loss"] = result.get("train_loss")
+            if weights is not None:
+                path = _Active.out / TRIALS_DIR / f"{trial.trial_id}.safetensors"
+                path.parent.mkdir(exist_ok=True)
+                _write_bytes(path, weights)
+                entry["checkpoint"] = str(path.relative_to(_Active.out))
+                entry["done_training"] = True
+            self._save(force=weights is not None)
+
+        def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            entry = self._entry(trial)
+            if entry.get("done_training"):
+                entry["status"] = "completed"
+            else:
+                entry["status"] = "stopped"
+                entry.setdefault("reason", None)
+                entry["reason"] = entry["reason"] or f"stopped early by the scheduler at step {entry['steps']}"
+            entry["finished"] = time.time()
+            self._save(force=True)
+
+        def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            entry = self._entry(trial)
+            entry["retries"] = entry.get("retries", 0) + 1
+            entry.update(status="retrying", reason=f"worker failed, retry {entry['retries']}: {_error_line(trial)}")
+            self._save(force=True)
+
+        def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+            entry = self._entry(trial)
+            entry.update(status="errored", reason=_error_line(trial), finished=time.time())
+            self._save(force=True)
+
+        def on_experiment_end(self, trials: list, **info: Any) -> None:
+            self._save(force=True)
+
+    return Recorder
+
+
+def _error_line(trial: Any) -> str:
+    """The last line of a trial's traceback (its error's message)."""
+    with contextlib.suppress(Exception):
+        lines = [ln.strip() for ln in Path(trial.error_file).read_text().splitlines() if ln.strip()]
+        if lines:
+            return lines[-1][:300]
+    return "the trial failed"
+
+
+def _best(trials: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The finished trial with the lowest final dev loss (its checkpoint holds exactly those weights)."""
+    done = [t for t in trials.values() if t.get("checkpoint") and t.get("dev_loss") is not None]
+    if not done:
+        return None
+    best = min(done, key=lambda t: t["dev_loss"])
+    return {"id": best["id"], "dev_loss": best["dev_loss"], "steps": best["steps"], "config": best["config"]}
+
+
+# ---------------------------------------------------------------------------- connecting to Ray
+def check_address(address: str) -> None:
+    """A host:port that does not answer is reported in seconds, not after Ray's minute of retries."""
+    match = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
+    if match is None:
+        if address.strip() == "auto":
+            return
+        raise SweepError(f"--address must look like HOST:PORT (or auto), got {address!r}")
+    host, port = match.group(1), int(match.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=min(10.0, ADDRESS_TIMEOUT_S)):
+            pass
+    except OSError as exc:
+        raise SweepError(f"cannot reach a Ray cluster at {address}: {exc.strerror or exc}") from None
+
+
+def _local_env() -> None:
+    """Keep a local Ray on loopback only (a Ray head reachable from the network is the ShadowRay hole).
+
+    Ray reads RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0 as "local only" and then takes 127.0.0.1 as the node
+    address for every process it starts (they inherit this environment); measured with Ray 2.60: without
+    it, even with _node_ip_address="127.0.0.1", Ray listens on all interfaces.
+    """
+    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+    import ray._private.ray_constants as rc
+
+    rc.ENABLE_RAY_CLUSTER = False  # the constant is read once at import; this process may have imported Ray
+
+
+def _quiet_env() -> None:
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")  # no experiment banner / result tables on stdout
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # summary.json is our log
+    os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "2")  # a killed driver loses at most ~2 s of state
+    os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+    os.environ.setdefault("RAY_gcs_rpc_server_reconnect_timeout_s", str(int(ADDRESS_TIMEOUT_S)))
+    import logging
+
+    for name in ("ray", "ray.tune", "ray.train", "ray.air"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+
+
+def _connect(address: str | None, num_cpus: int) -> str:
+    """ray.init locally (loopback only) or against a cluster; returns the address for the summary."""
+    import mlp_core
+
+    _quiet_env()
+    if address:
+        check_address(address)
+    else:
+        _local_env()
+    import ray
+
+    runtime_env = {"py_modules": [mlp_core], "excludes": ["__pycache__", "*.pyc"]}
+    common = dict(log_to_driver=False, logging_level="ERROR", runtime_env=runtime_env, include_dashboard=False)
+    if address:
+        try:
+            ray.init(address=address, **common)
+        except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ... depending on how it failed
+            raise SweepError(f"cannot join the Ray cluster at {address}: {str(exc).strip().splitlines()[0]}") from None
+        return address
+    env_address = os.environ.pop("RAY_ADDRESS", None)  # local means local, whatever the shell exported
+    try:
+        ray.init(num_cpus=num_cpus, object_store_memory=OBJECT_STORE_BYTES, **common)
+    finally:
+        if env_address is not None:
+            os.environ["RAY_ADDRESS"] = env_address
+    return ray.get_runtime_context().gcs_address
+
+
+# ---------------------------------------------------------------------------- running a sweep
+def start(prepared: Prepared, out: str | Path, *, overwrite: bool = False) -> None:
+    """Create the sweep directory with its settings (nothing of Ray yet)."""
+    settings, out = prepared.settings, Path(out)
+    if (out / SETTINGS_FILE).exists() and not overwrite:
+        raise SweepError(f"{out} already holds a sweep; continue it with --resume {out} or choose another --out")
+    out.mkdir(parents=True, exist_ok=True)
+    _write_json(out / SETTINGS_FILE, asdict(settings))
+
+
+def run(
+    prepared: Prepared,
+    out: str | Path,
+    *,
+    address: str | None = None,
+    resume: bool = False,
+    on_change: Callable[[dict[str, Any]], None] | None = None,
+) -> dict[str, Any]:
+    """Run (or resume) the sweep to the end; returns the final summary (the CLI's --json object)."""
+    s, out = prepared.settings, Path(out).resolve()
+    t0 = time.perf_counter()
+    local_cpus = max(1, math.ceil(s.cpus_per_trial * (s.concurrency or (os.cpu_count() or 1))))
+    connected = _connect(address, local_cpus)
+    import ray
+
+    try:
+        summary = _run_tune(prepared, out, resume, on_change)
+        nodes = [n for n in ray.nodes() if n.get("Alive")]
+        cluster = {
+            "address": connected,
+            "nodes": len(nodes),
+            "cpus": ray.cluster_resources().get("CPU", 0),
+        }
+    finally:
+        ray.shutdown()
+    return _final(summary, out, cluster, time.perf_counter() - t0)
+
+
+def _run_tune(
+    prepared: Prepared, out: Path, resume: bool, on_change: Callable[[dict[str, Any]], None] | None
+) -> dict[str, Any]:
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search import BasicVariantGenerator, ConcurrencyLimiter
+
+    s, base = prepared.settings, prepared.base
+    Recorder = _make_recorder(tune.Callback)
+    _Active.out, _Active.on_change = out, on_change
+    summary = read_summary(out) or {}
+    summary.update(settings=asdict(s), state="running", driver_pid=os.getpid(), trials=summary.get("trials", {}))
+    summary.setdefault("started", time.time())
+    _write_json(out / SUMMARY_FILE, summary)
+
+    threads = max(1, int(s.cpus_per_trial))
+    trainable = tune.with_resources(
+        tune.with_parameters(_trial, dataset=prepared.dataset, base=to_dict(base), threads=threads),
+        {"cpu": s.cpus_per_trial},
+    )
+    ray_dir = out / RAY_DIR
+    try:
+        if resume:
+            if not tune.Tuner.can_restore(str(ray_dir)):
+                raise SweepError(f"{out} has no Ray experiment state to resume (did the sweep start?)")
+            tuner = tune.Tuner.restore(str(ray_dir), trainable, resume_unfinished=True, resume_errored=True)
+        else:
+            max_steps = max([base.steps] + [int(p.high) for p in prepared.params if p.field == "steps" and p.high])
+            if s.scheduler == "asha":
+                grace = max(1, min(max_steps, base.eval_every, max_steps // 4 or 1))
+                scheduler = ASHAScheduler(time_attr="step", max_t=max_steps, grace_period=grace, reduction_factor=2)
+            else:
+                scheduler = FIFOScheduler()
+            if s.search == "tpe":
+                from ray.tune.search.optuna import OptunaSearch
+
+                search = OptunaSearch(seed=s.seed)
+                if s.concurrency:
+                    search = ConcurrencyLimiter(search, max_concurrent=s.concurrency)
+            else:
+                search = BasicVariantGenerator(random_state=s.seed, max_concurrent=s.concurrency or 0)
+            tuner = tune.Tuner(
+                trainable,
+                param_space=tune_space(prepared.params),
+                tune_config=tune.TuneConfig(
+                    metric=METRIC,
+                    mode="min",
+                    num_samples=s.trials,
+                    scheduler=scheduler,
+                    search_alg=search,
+                    reuse_actors=True,
+                ),
+                run_config=tune.RunConfig(
+                    name=RAY_DIR,
+                    storage_path=str(out),
+                    verbose=0,
+                    callbacks=[Recorder()],
+                    # Retry a trial whose worker died; fail_fast stays off (it would make the run unrestorable).
+                    failure_config=tune.FailureConfig(max_failures=3, fail_fast=False),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        tuner.fit()
+    finally:
+        _Active.out, _Active.on_change = None, None
+    summary = read_summary(out) or summary
+    ended = sum(t.get("status") in ("completed", "stopped", "errored") for t in summary["trials"].values())
+    # Tune ends fit() quietly on Ctrl-C / SIGINT (the dashboard's Stop): the state on disk stays resumable.
+    summary["state"] = "finished" if ended >= s.trials else "interrupted"
+    _write_json(out / SUMMARY_FILE, summary)
+    return summary
+
+
+def _final(summary: dict[str, Any], out: Path, cluster: dict[str, Any], seconds: float) -> dict[str, Any]:
+    """The CLI's --json object; also copies the best trial's checkpoint to best.safetensors."""
+    trials = list(summary.get("trials", {}).values())
+    best = _best(summary.get("trials", {}))
+    best_path = None
+    if best is not None:
+        src = out / summary["trials"][best["id"]]["checkpoint"]
+        best_path = out / BEST_FILE
+        shutil.copyfile(src, best_path)
+    base = SweepSettings(**summary["settings"]).base_config()
+    result = {
+        "trials": len(trials),
+        "completed": sum(t["status"] == "completed" for t in trials),
+        "stopped_early": sum(t["status"] == "stopped" for t in trials),
+        "errored": sum(t["status"] == "errored" for t in trials),
+        "best_dev_loss": best["dev_loss"] if best else None,
+        "best_config": to_dict(base.replace(**best["config"])) if best else None,
+        "best_steps": best["steps"] if best else None,
+        "best_checkpoint": str(best_path) if best_path else None,
+        "seconds": round(seconds, 3),
+        "nodes_used": len({t["node"] for t in trials if t.get("node")}),
+        "cluster": cluster,
+        "out": str(out),
+    }
+    summary["result"] = result
+    _write_json(out / SUMMARY_FILE, summary)
+    return result
+
+
+def mark_failed(out: str | Path, message: str) -> None:
+    """Record in summary.json that the driver stopped with an error (the dashboard shows it)."""
+    summary = read_summary(out)
+    if summary is not None:
+        summary.update(state="failed", error=message)
+        with contextlib.suppress(OSError):
+            _write_json(Path(out) / SUMMARY_FILE, summary)
+
+
+__all__ = [
+    "BEST_FILE",
+    "SUMMARY_FILE",
+    "Param",
+    "SweepError",
+    "SweepSettings",
+    "check_address",
+    "check_space",
+    "load_settings",
+    "parse_param",
+    "prepare",
+    "read_summary",
+    "run",
+    "start",
+    "tune_space",
+]

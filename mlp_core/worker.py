@@ -1,0 +1,304 @@
+"""The process a TrainingJob trains in: it owns the Trainer and talks to its job over one pipe.
+
+job -> worker: ("run",), ("pause",), ("step", n), ("stop",), ("weights",), read between chunks.
+worker -> job: `Update` messages, at most every PUBLISH_S unless the status changes; the last has final=True.
+
+A listener thread turns commands into a queue for the training loop and ends the process when the pipe
+closes, so a worker never outlives its server (even one killed with SIGKILL). Messages carry numpy arrays,
+never tensors: torch would otherwise move them through shared memory, which a plain copy beats at these sizes.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .config import TrainConfig
+from .trainer import EvalPoint, Trainer, model_from_state
+
+if TYPE_CHECKING:
+    from .data import NamesDataset
+
+# Job states. The life of one job: idle -> running <-> paused -> finished | stopped | diverged | error.
+IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR = (
+    "idle",
+    "running",
+    "paused",
+    "finished",
+    "stopped",
+    "diverged",
+    "error",
+)
+CHUNK_SECONDS = 0.1  # target wall time of one chunk: a pause lands within ~0.2 s unless one step is longer
+PUBLISH_S = 0.1  # at most this often an update, unless the status changes
+WEIGHTS_S = 0.5  # weights larger than SMALL_WEIGHTS go out at most this often (and at every pause / end)
+SMALL_WEIGHTS = 1 << 20  # bytes: weights this small go out with every update
+MAX_CHUNK = 100_000
+
+State = dict[str, np.ndarray]
+
+
+@dataclass
+class WorkerSpec:
+    """What a worker needs to build its Trainer and start; picklable."""
+
+    config: TrainConfig
+    dataset: NamesDataset  # its split tensors as numpy arrays (see `to_wire` / `from_wire`)
+    state: State | None  # initial weights; None: the config's own seeded init
+    start_step: int = 0
+    budget: int | None = None  # steps to run then pause ("step x N" from idle); None: run
+    target_dev_loss: float | None = None
+    torch_threads: int | None = 1
+    hook: Callable[[Trainer], None] | None = None  # called with the Trainer before training (tests inject faults)
+
+
+@dataclass
+class Update:
+    """One message from a worker: the latest numbers plus what is new since the previous message."""
+
+    status: str
+    message: str
+    alert: str
+    step: int
+    lr: float
+    last_loss: float
+    steps_per_sec: float
+    seconds_per_step: float  # NaN until the first step has ended
+    elapsed: float
+    best_dev: float
+    best_step: int | None
+    diverged_at: int | None
+    history: list[tuple[int, np.ndarray]] = field(default_factory=list)  # (first step, per-step losses)
+    evals: list[EvalPoint] = field(default_factory=list)  # new evaluation points
+    embedding_steps: list[int] | None = None  # the steps of every embedding snapshot the trainer keeps now
+    embeddings: dict[int, np.ndarray] = field(default_factory=dict)  # the ones not sent before
+    diagnostics: tuple | None = None  # the trainer's whole diagnostics list when it changed
+    weights: tuple[int, State] | None = None  # (step, state) of the current weights
+    best_weights: tuple[int, State] | None = None  # (best step, state) when the best changed
+    final: bool = False
+    traceback: str | None = None
+    has_numbers: bool = True  # False when the worker failed before it had a Trainer: keep the job's numbers
+
+
+def to_wire(dataset: NamesDataset) -> NamesDataset:
+    """A shallow copy whose split tensors are numpy arrays (cheap to pickle)."""
+    wire = copy.copy(dataset)
+    wire.splits = {k: (x.numpy(), y.numpy()) for k, (x, y) in dataset.splits.items()}
+    return wire
+
+
+def from_wire(dataset: NamesDataset) -> NamesDataset:
+    dataset.splits = {k: (torch.from_numpy(x), torch.from_numpy(y)) for k, (x, y) in dataset.splits.items()}
+    return dataset
+
+
+def numpy_state(state: dict[str, torch.Tensor]) -> State:
+    return {k: v.detach().to("cpu", copy=True).numpy() for k, v in state.items()}
+
+
+# ---------------------------------------------------------------------------- the process
+def main(conn: Connection, spec: WorkerSpec) -> None:
+    """Entry point of the worker process."""
+    commands: queue.Queue = queue.Queue()
+    threading.Thread(target=_listen, args=(conn, commands), name="mlp-worker-listen", daemon=True).start()
+    if spec.torch_threads:
+        torch.set_num_threads(spec.torch_threads)  # this process only: the server's setting is untouched
+    out = _Publisher(conn)
+    trainer: Trainer | None = None
+    try:
+        dataset = from_wire(spec.dataset)
+        model = None
+        if spec.state is not None:
+            vocab = dataset.vocab.size
+            model = model_from_state(vocab, spec.config, {k: torch.from_numpy(v) for k, v in spec.state.items()})
+        trainer = Trainer(spec.config, dataset, model=model, step=spec.start_step)
+        if spec.hook is not None:
+            spec.hook(trainer)
+        _train(trainer, spec, commands, out)
+    except Exception as exc:  # shown to the user as the job's error; the server never sees a traceback
+        out.status, out.message = ERROR, f"{type(exc).__name__}: {exc}"
+        out.publish(trainer, final=True, tb=traceback.format_exc())
+
+
+def _listen(conn: Connection, commands: queue.Queue) -> None:
+    try:
+        while True:
+            commands.put(conn.recv())
+    except (EOFError, OSError):
+        os._exit(0)  # the job (or its whole server) is gone: nobody is left to train for
+
+
+def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publisher) -> None:
+    config = trainer.config
+    budget = spec.budget
+    paused = budget is not None
+    stop = False
+    chunk = 1  # the first chunk is one step: its time is known (and shown) as soon as it ends
+    out.status = RUNNING
+    out.publish(trainer, force=True)
+    while True:
+        waiting = paused and not budget and not stop
+        if waiting and out.status != PAUSED:
+            out.status = PAUSED
+            out.publish(trainer, force=True, weights=True)
+        for cmd in _commands(commands, block=waiting):
+            if cmd[0] == "run":
+                paused, budget = False, None
+            elif cmd[0] == "pause":
+                paused, budget = True, None
+            elif cmd[0] == "step":
+                paused, budget = True, int(cmd[1])
+            elif cmd[0] == "stop":
+                stop = True
+            elif cmd[0] == "weights":
+                out.want_weights = True
+        if stop:
+            out.status, out.message = STOPPED, f"stopped at step {trainer.step:,}"
+            break
+        if paused and not budget:
+            continue
+        if trainer.step >= config.steps:
+            out.status, out.message = FINISHED, f"finished {trainer.step:,} steps"
+            break
+        if out.status != RUNNING:
+            out.status = RUNNING
+            out.publish(trainer, force=True)
+        n = chunk if budget is None else min(chunk, budget)
+        first = trainer.step
+        t0 = time.perf_counter()
+        result = trainer.advance(n)
+        dt = time.perf_counter() - t0
+        out.note_chunk(first, result.losses, result.steps_run, dt)
+        if out.seconds_per_step > 0:
+            chunk = int(min(max(1, CHUNK_SECONDS / out.seconds_per_step), MAX_CHUNK))
+        if budget is not None:
+            budget = max(0, budget - result.steps_run)
+        if result.diverged:
+            out.status = DIVERGED
+            out.message = (
+                f"diverged at step {trainer.diverged_at:,}: the loss became NaN/inf; kept the weights of step "
+                f"{trainer.step:,}, the last known to be finite (try a lower learning rate)"
+            )
+            break
+        if trainer.stop_reason is not None:
+            out.status = DIVERGED if trainer.alert else FINISHED
+            out.message = trainer.stop_reason
+            break
+        target = spec.target_dev_loss
+        if target is not None and result.evaluated is not None and result.evaluated.dev_loss <= target:
+            out.status = FINISHED
+            out.message = f"reached dev loss {result.evaluated.dev_loss:.4f} at step {trainer.step:,}"
+            break
+        out.publish(trainer)
+    out.publish(trainer, final=True)
+
+
+def _commands(commands: queue.Queue, block: bool) -> list[tuple]:
+    """Every queued command; when block, wait for at least one."""
+    got = [commands.get()] if block else []
+    while True:
+        try:
+            got.append(commands.get_nowait())
+        except queue.Empty:
+            return got
+
+
+class _Publisher:
+    """Sends `Update`s: numbers every time, histories and weights only as increments since the last one."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.status, self.message = IDLE, ""
+        self.want_weights = False
+        self.seconds_per_step = float("nan")
+        self.steps_per_sec = 0.0
+        self.last_loss = float("nan")
+        self._history: list[tuple[int, np.ndarray]] = []
+        self._evals_sent = 0
+        self._embeddings_sent: set[int] = set()
+        self._diagnostics_key: tuple | None = None
+        self._best_sent: int | None = None
+        self._last_publish = 0.0
+        self._last_weights = 0.0
+
+    def note_chunk(self, first_step: int, losses: np.ndarray | None, steps: int, seconds: float) -> None:
+        if losses is not None and len(losses):
+            self._history.append((first_step, np.asarray(losses, dtype=np.float32)))
+            self.last_loss = float(losses[-1])
+        if steps > 0 and seconds > 0:
+            per_step = seconds / steps
+            # A light average: chunk times jitter, but a run that slows down must show it within a second.
+            sps = self.seconds_per_step
+            self.seconds_per_step = per_step if sps != sps else 0.7 * sps + 0.3 * per_step
+            self.steps_per_sec = 1.0 / self.seconds_per_step
+
+    def publish(
+        self, trainer: Trainer | None, *, force: bool = False, final: bool = False, weights: bool = False, tb=None
+    ) -> None:
+        now = time.monotonic()
+        if not (force or final or now - self._last_publish >= PUBLISH_S):
+            return
+        self._last_publish = now
+        if trainer is None:  # failed before there was a trainer
+            nan = float("nan")
+            update = Update(self.status, self.message, "", 0, nan, nan, 0.0, nan, 0.0, nan, None, None)
+            update.final, update.traceback, update.has_numbers = final, tb, False
+            self._send(update)
+            return
+        update = Update(
+            status=self.status,
+            message=self.message,
+            alert=trainer.alert,
+            step=trainer.step,
+            lr=trainer.lr_at(max(0, trainer.step - 1)),
+            last_loss=self.last_loss,
+            steps_per_sec=self.steps_per_sec,
+            seconds_per_step=self.seconds_per_step,
+            elapsed=trainer.train_seconds,
+            best_dev=trainer.best_dev,
+            best_step=trainer.best_step,
+            diverged_at=trainer.diverged_at,
+            history=self._history,
+            evals=list(trainer.evals[self._evals_sent :]),
+            final=final,
+            traceback=tb,
+        )
+        self._history = []
+        self._evals_sent = len(trainer.evals)
+        snaps = trainer.embedding_snapshots
+        steps = [s.step for s in snaps]
+        if set(steps) != self._embeddings_sent:
+            update.embedding_steps = steps
+            update.embeddings = {s.step: s.weights for s in snaps if s.step not in self._embeddings_sent}
+            self._embeddings_sent = set(steps)
+        diagnostics = getattr(trainer, "diagnostics", None)
+        if diagnostics:
+            key = (len(diagnostics), getattr(diagnostics[-1], "step", None), getattr(diagnostics[0], "step", None))
+            if key != self._diagnostics_key:
+                update.diagnostics, self._diagnostics_key = tuple(diagnostics), key
+        small = sum(p.numel() for p in trainer.model.parameters()) * 4 <= SMALL_WEIGHTS
+        if weights or final or small or self.want_weights or now - self._last_weights >= WEIGHTS_S:
+            update.weights = (trainer.step, numpy_state(trainer.model.state_dict()))
+            self._last_weights, self.want_weights = now, False
+            best = trainer.best_step
+            if best is not None and best != self._best_sent and trainer.best_state is not None:
+                update.best_weights = (best, numpy_state(trainer.best_state))
+                self._best_sent = best
+        self._send(update)
+
+    def _send(self, update: Update) -> None:
+        try:
+            self.conn.send(update)
+        except (BrokenPipeError, EOFError, OSError):
+            os._exit(0)  # the job is gone

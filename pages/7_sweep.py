@@ -1,0 +1,213 @@
+"""Sweep: a hyperparameter search on Ray Tune around the sidebar's settings, live; its best model one click away."""
+
+import copy
+import time
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import datasets, layout, models, state, sweep_charts
+from dashboard.sweep_runs import WORDS_FILE, SweepBusy, SweepLauncher, past_sweeps
+from mlp_core import data, sweep
+from mlp_core.checkpoint import CheckpointError, load_checkpoint
+from mlp_core.config import CHOICES, PRESETS, ConfigError, TrainConfig, to_dict
+from mlp_core.data import DatasetError
+from mlp_core.registry import CapacityError
+
+# Numeric settings offered as ranges: (field, swept by default, log scale by default).
+RANGES = (
+    ("lr", True, True),
+    ("hidden", True, True),
+    ("emb_dim", False, False),
+    ("block_size", False, False),
+    ("batch_size", False, True),
+    ("dropout", False, False),
+    ("weight_decay", False, False),
+)
+CHOICE_FIELDS = ("optimizer", "schedule", "init")
+BASE = "fast"  # the CLI's --preset; every sidebar setting that differs from it is passed as a fixed --param
+K_SPACE, K_TRIALS, K_STEPS, K_SCHED, K_VIEW = "sweep_space", "sweep_trials", "sweep_steps", "sweep_sched", "sweep_view"
+K_OUTCOME = "sweep_outcome"
+NUMBER = st.column_config.NumberColumn(format="%g")
+
+
+@st.cache_resource(show_spinner=False)
+def launcher() -> SweepLauncher:
+    """The server's one sweep driver (shared by every session: one running sweep per server)."""
+    return SweepLauncher()
+
+
+layout.setup_page()
+st.title("Hyperparameter sweep")
+st.markdown(
+    "Many short trainings with settings drawn from the ranges below, run by **Ray Tune** on this machine "
+    "(one CPU each); **ASHA** stops trials that are clearly behind at each evaluation so the budget goes to "
+    "the promising ones. Settings not swept are the sidebar's. The sweep runs on the server and keeps going "
+    "if you leave or reload this page; the CLI does the same: `python -m mlp_core sweep`."
+)
+run = state.current_run()
+settings = state.current_settings()
+cfg = settings.config
+busy = launcher().running()
+
+
+def default_space(config: TrainConfig) -> pd.DataFrame:
+    rows = []
+    for name, swept, log in RANGES:
+        v = getattr(config, name)
+        lo, hi = (v / 3, v * 3) if log else (v / 2, v * 2)
+        if name == "dropout":
+            lo, hi = 0.0, max(0.2, v)
+        if name == "weight_decay":
+            lo, hi = 0.0, max(0.1, v)
+        rows.append({"setting": name, "sweep": swept, "low": lo, "high": hi, "log": log})
+    return pd.DataFrame(rows)
+
+
+def specs(space: pd.DataFrame, choices: dict[str, list[str]]) -> list[str]:
+    """--param specs: the swept ranges and choices, and every other sidebar setting that differs from BASE."""
+    ints = {f for f, t in TrainConfig.__annotations__.items() if t == "int"}
+    out, swept = [], set()
+    for row in space.itertuples():
+        if not row.sweep:
+            continue
+        lo, hi = (round(row.low), round(row.high)) if row.setting in ints else (row.low, row.high)
+        out.append(f"{row.setting}={lo}:{hi}" + (":log" if row.log else ""))
+        swept.add(row.setting)
+    for name, values in choices.items():
+        if len(values) > 1:
+            out.append(f"{name}={'|'.join(values)}")
+            swept.add(name)
+    base = to_dict(PRESETS[BASE])
+    for name, value in to_dict(cfg).items():
+        if name not in swept and name not in ("steps", "device") and value != base[name]:
+            out.append(f"{name}={value!r}" if isinstance(value, float) else f"{name}={value}")
+    return out
+
+
+with st.expander("Search space", expanded=busy is None):
+    st.caption("Tick a setting to sweep it between low and high (log: drawn uniformly in log space).")
+    space = st.data_editor(
+        default_space(cfg),
+        key=K_SPACE,
+        hide_index=True,
+        disabled=["setting"],
+        column_config={"low": NUMBER, "high": NUMBER},
+    )
+    cols = st.columns(len(CHOICE_FIELDS))
+    choices = {
+        name: col.multiselect(name, CHOICES[name], default=[getattr(cfg, name)], key=f"sweep_choice_{name}")
+        for name, col in zip(CHOICE_FIELDS, cols, strict=True)
+    }
+    c1, c2, c3 = st.columns(3)
+    trials = c1.number_input("Trials", min_value=1, max_value=500, value=12, step=1, key=K_TRIALS)
+    steps = c2.number_input("Steps per trial", min_value=100, max_value=200_000, value=1500, step=100, key=K_STEPS)
+    scheduler = c3.selectbox("Scheduler", ["asha", "fifo"], key=K_SCHED, help="fifo: every trial runs to the end")
+    b1, b2, _ = st.columns([1, 1, 4])
+    if b1.button("Start sweep", key="btn_sweep_start", type="primary", disabled=busy is not None):
+        args = ["--preset", BASE, "--trials", str(int(trials)), "--steps", str(int(steps)), "--scheduler", scheduler]
+        params = specs(space, choices)
+        try:
+            preset_base = sweep.SweepSettings(preset=BASE, steps=int(steps)).base_config()
+            sweep.check_space([sweep.parse_param(p) for p in params], preset_base)  # refuse here, not in a log
+            _key, words = datasets.words_for(settings.data, run)
+            args += [a for p in params for a in ("--param", p)]
+            busy = launcher().start(words, args)
+            st.session_state[K_VIEW] = busy.name
+        except (sweep.SweepError, ConfigError, DatasetError, SweepBusy, OSError) as exc:
+            st.error(str(exc))
+    if b2.button("Stop sweep", key="btn_sweep_stop", disabled=busy is None):
+        launcher().stop()
+
+if busy is not None:
+    st.info(f"Sweep **{busy.name}** is running on this server.", icon=":material/progress_activity:")
+
+sweeps = past_sweeps(launcher().root)
+if busy is not None and busy not in sweeps:
+    sweeps.insert(0, busy)  # started a moment ago: its summary.json may not be written yet
+if not sweeps:
+    st.info("No sweeps yet: set the space above and press **Start sweep**.")
+    st.stop()
+names = [d.name for d in sweeps]
+if st.session_state.get(K_VIEW) not in names:
+    st.session_state[K_VIEW] = busy.name if busy is not None else names[0]
+view = st.selectbox("Sweep", names, key=K_VIEW, help="Past sweeps stay here (in the server's sweeps/ folder).")
+sweep_dir = sweeps[names.index(view)]
+
+
+def use_settings(config: dict) -> None:
+    """Callback: the best trial's settings into the sidebar (keeping this session's device)."""
+    state.apply_config(TrainConfig(**config).replace(device=state.current_settings().config.device))
+    st.session_state[K_OUTCOME] = ("ok", "The sidebar now holds the best trial's settings: press **Start** to train.")
+
+
+def load_best(sweep_dir: Path) -> None:
+    """Callback: the best checkpoint becomes this session's model (Sample, Embeddings, Checkpoints)."""
+    run, settings = state.current_run(), state.current_settings()
+    try:
+        ckpt = load_checkpoint(sweep_dir / sweep.BEST_FILE)
+        step = models.checkpoint_step(ckpt)
+        words = data.load_words(sweep_dir / WORDS_FILE)
+        cfg = ckpt.config.replace(steps=step, device=settings.config.device)
+        ds = data.make_dataset(words, cfg.block_size, cfg.split_seed, vocab=ckpt.vocab, name=sweep_dir.name)
+        label = f"best of {sweep_dir.name}"
+        state.registry().start_new_job(
+            run.run_id, cfg, ds, copy.deepcopy(ckpt.model), start_step=step, dataset_label=label
+        )
+        run.checkpoint, run.checkpoint_name = ckpt, f"{label} (dev {ckpt.meta.get('dev_loss', float('nan')):.4f})"
+        st.session_state[state.SAMPLE_SOURCE] = models.CURRENT
+        st.session_state[K_OUTCOME] = ("ok", f"Loaded the {label}: the Sample and Embeddings pages now use it.")
+    except (CheckpointError, DatasetError, CapacityError, ConfigError, ValueError, OSError) as exc:
+        st.session_state[K_OUTCOME] = ("error", f"Cannot load the best model: {exc}")
+
+
+def sweep_view(sweep_dir: Path, live: bool) -> None:
+    summary = sweep.read_summary(sweep_dir)
+    failure = launcher().failure(sweep_dir)
+    if failure:
+        st.error(f"The sweep stopped: {failure}")
+    if summary is None:
+        st.info("Starting Ray… the first trials appear in a few seconds.")
+        return
+    trials = list(summary.get("trials", {}).values())
+    s = summary.get("settings", {})
+    total = s.get("trials", len(trials))
+    ended = sum(t.get("status") in sweep_charts.FINISHED for t in trials)
+    fields = [p.split("=", 1)[0] for p in s.get("params", []) if ":" in p or "|" in p]
+    st.progress(min(1.0, ended / max(total, 1)), text=f"{summary.get('state')}: {ended} / {total} trials ended")
+    if summary.get("state") == "failed":
+        st.error(f"The sweep failed: {summary.get('error')}")
+    best = summary.get("best")
+    c = st.columns(4)
+    c[0].metric("best dev loss", f"{best['dev_loss']:.4f}" if best else "—")
+    c[1].metric("completed", sum(t.get("status") == "completed" for t in trials))
+    c[2].metric("stopped early", sum(t.get("status") == "stopped" for t in trials))
+    c[3].metric("running", sum(t.get("status") == "running" for t in trials))
+    # A plain table (not a canvas grid): every cell is text a reader, a screenshot and a test can see.
+    rows = pd.DataFrame(sweep_charts.trial_rows(trials, fields))
+    with st.container(key="sweep_table"):
+        st.table(rows.style.format(precision=4, na_rep="—").hide(axis="index") if len(rows) else rows)
+    started = summary.get("started", time.time())
+    g1, g2 = st.columns(2)
+    g1.plotly_chart(sweep_charts.best_so_far_figure(trials, started), key="sweep_best_chart")
+    g2.plotly_chart(sweep_charts.parallel_figure(trials, fields), key="sweep_parallel_chart")
+    st.plotly_chart(sweep_charts.curves_figure(trials, best and best["id"]), key="sweep_curves_chart")
+    if live and summary.get("state") != "running" and launcher().running() != sweep_dir:
+        st.rerun()  # the sweep ended: one full rerun turns on the buttons below and stops refreshing
+
+
+live = busy is not None and busy == sweep_dir
+st.fragment(sweep_view, run_every=1.0 if live else None)(sweep_dir, live)
+
+summary = sweep.read_summary(sweep_dir) or {}
+best = summary.get("best")
+if best is not None and not live:
+    full = to_dict(sweep.SweepSettings(**summary["settings"]).base_config().replace(**best["config"]))
+    st.markdown(f"**Best trial** {best['id']}: dev {best['dev_loss']:.4f} after {best['steps']:,} steps.")
+    b1, b2, _ = st.columns([1, 1, 3])
+    b1.button("Use these settings", key="btn_sweep_use", on_click=use_settings, args=(full,))
+    b2.button("Load best model", key="btn_sweep_load", on_click=load_best, args=(sweep_dir,))
+outcome = st.session_state.pop(K_OUTCOME, None)
+if outcome is not None:
+    (st.success if outcome[0] == "ok" else st.error)(outcome[1])

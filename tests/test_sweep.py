@@ -1,0 +1,409 @@
+"""mlp_core.sweep and `python -m mlp_core sweep`: the search space, every bad input, and real Ray sweeps.
+
+The Ray tests run real Ray (no mocks) on tiny data, inside the isolated network namespace run_tests.sh
+provides (see tests/sweep_support.py); each has its own HOME and Ray temp dir and ends every Ray
+process it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from mlp_core import data, sweep
+from mlp_core.checkpoint import load_checkpoint
+from mlp_core.config import PRESETS
+from tests.sweep_support import (
+    REPO,
+    cmdline,
+    descendants,
+    is_loopback,
+    listening_addresses,
+    ray_env,
+    require_isolated_network,
+    start_sweep,
+    sweep_cmd,
+)
+from tests.test_cli import run_main
+
+RESULT_KEYS = {
+    "trials", "completed", "stopped_early", "errored", "best_dev_loss", "best_config", "best_steps",
+    "best_checkpoint", "seconds", "nodes_used", "cluster", "out",
+}  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def words_file(tmp_path_factory) -> Path:
+    """600 built-in names: a 300-step trial of the fast preset takes well under a second."""
+    path = tmp_path_factory.mktemp("sweepdata") / "names.txt"
+    data.write_words(data.builtin_words()[:600], path)
+    return path
+
+
+@pytest.fixture
+def no_ray(monkeypatch):
+    """For the bad-input tests: starting Ray at all is the failure (and must never happen outside the netns)."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a bad input reached Ray")
+
+    monkeypatch.setattr(sweep, "_connect", refuse)
+
+
+# ---------------------------------------------------------------------------- the space
+def test_parse_param_kinds():
+    assert sweep.parse_param("lr=1e-3:1e-1:log") == sweep.Param("lr", 1e-3, 1e-1, log=True)
+    assert sweep.parse_param("hidden=64:256") == sweep.Param("hidden", 64, 256)
+    assert sweep.parse_param("optimizer=sgd|adamw").values == ("sgd", "adamw")
+    assert sweep.parse_param("block-size=3|4|8").values == (3, 4, 8)
+    assert sweep.parse_param("dropout=0.1").values == (0.1,)  # one value: fixed
+    assert sweep.parse_param("lr=1e-3:1e-1:log").spec() == "lr=0.001:0.1:log"
+
+
+def test_tune_space_draws_valid_configs():
+    params = [sweep.parse_param(s) for s in ("lr=1e-3:1e-1:log", "hidden=8:9", "init=lecture|scaled")]
+    space = sweep.tune_space(params)
+    base = PRESETS["fast"]
+    for _ in range(50):
+        drawn = {k: v.sample() for k, v in space.items()}
+        assert isinstance(drawn["hidden"], int) and drawn["hidden"] in (8, 9)  # HI is inclusive
+        assert 1e-3 <= drawn["lr"] <= 1e-1
+        base.replace(**drawn)
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("nope=1:2", "unknown field 'nope'"),
+        ("hidden=256:64", "LO 256 is greater than HI 64"),
+        ("hidden=1:99999", "hidden must be between 1 and 4,096"),
+        ("lr=0:1:log", "log range needs LO > 0"),
+        ("optimizer=sgd|rmsprop", "optimizer must be one of sgd, adamw"),
+        ("init=1:2", "takes choices like init=lecture|scaled"),
+        ("dropout=0.1:x", "'x' is not a number"),
+        ("lr=1:2:cubic", "LO:HI or LO:HI:log"),
+        ("device=cpu|cuda", "device cannot be swept"),
+        ("hidden", "must look like FIELD=LO:HI"),
+    ],
+)
+def test_bad_param_is_one_line_exit_2_and_starts_nothing(spec, message, words_file, tmp_path, capsys, no_ray):
+    out = tmp_path / "sweep"
+    code, stdout, err = run_main(
+        ["sweep", "--data", str(words_file), "--trials", "2", "--steps", "10", "--param", spec, "--out", str(out)],
+        capsys,
+    )
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and stdout == ""
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--trials", "0"], "--trials must be between 1"),
+        (["--steps", "0"], "--steps must be between 1"),
+        (["--concurrency", "0"], "--concurrency must be at least 1"),
+        (["--cpus-per-trial", "0"], "--cpus-per-trial must be a number above 0"),
+        (["--param", "hidden=8:16", "--param", "hidden=32"], "hidden is given twice"),
+        (
+            [
+                "--param",
+                "hidden=64:4096",
+                "--param",
+                "batch_size=65536",
+                "--param",
+                "emb_dim=512",
+                "--param",
+                "block_size=32",
+            ],
+            "GB of memory",
+        ),
+        (["--address", "127.0.0.1:9"], "cannot reach a Ray cluster at 127.0.0.1:9"),
+        (["--address", "not an address"], "--address must look like HOST:PORT"),
+    ],
+)
+def test_bad_settings_are_one_line_exit_2_and_start_nothing(args, message, words_file, tmp_path, capsys, no_ray):
+    out = tmp_path / "sweep"
+    t0 = time.monotonic()
+    code, _, err = run_main(["sweep", "--data", str(words_file), "--steps", "10", *args, "--out", str(out)], capsys)
+    assert code == 2 and message in err, err
+    assert err.count("\n") == 1 and not out.exists()
+    assert time.monotonic() - t0 < 30  # an unreachable address gives up quickly
+
+
+def test_unreadable_data_and_bad_resume_dir(tmp_path, capsys, no_ray):
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(b"\xff\xfe\x00bad")
+    for argv, message in [
+        (["--data", str(tmp_path / "missing.txt")], "missing.txt"),
+        (["--data", str(bad)], "bad.txt"),
+        (["--resume", str(tmp_path)], "is not a sweep directory"),
+    ]:
+        code, _, err = run_main(["sweep", "--trials", "2", *argv, "--out", str(tmp_path / "o")], capsys)
+        assert code == 2 and message in err and err.count("\n") == 1, err
+        assert not (tmp_path / "o").exists()
+
+
+def test_existing_sweep_dir_is_not_overwritten(words_file, tmp_path, capsys, no_ray):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / sweep.SETTINGS_FILE).write_text("{}")
+    code, _, err = run_main(["sweep", "--data", str(words_file), "--steps", "10", "--out", str(out)], capsys)
+    assert code == 2 and f"--resume {out}" in err
+    assert (out / sweep.SETTINGS_FILE).read_text() == "{}"
+
+
+# ---------------------------------------------------------------------------- real Ray
+def _summary(out: Path) -> dict:
+    return sweep.read_summary(out) or {"trials": {}}
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 120) -> dict:
+    stdout, stderr = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, stderr[-3000:]
+    result = json.loads(stdout.strip().splitlines()[-1])
+    assert set(result) == RESULT_KEYS
+    return result
+
+
+def _wait_for(predicate, proc: subprocess.Popen, timeout: float = 90, every: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            raise AssertionError(f"the sweep ended first: {proc.communicate()[1][-3000:]}")
+        time.sleep(every)
+    raise AssertionError("timed out waiting for the sweep")
+
+
+def test_local_sweep_exact_counts_loopback_only_and_nan_trials(words_file, tmp_path):
+    require_isolated_network()
+    out = tmp_path / "sweep"
+    with ray_env() as env:
+        # sgd with lr * weight_decay = 10 blows up to NaN; weight_decay 0 trains. Seed 0 draws both.
+        proc = start_sweep(
+            env, "--data", str(words_file), "--trials", "4", "--steps", "300", "--scheduler", "fifo",
+            "--param", "optimizer=sgd", "--param", "lr=1", "--param", "weight_decay=0|10",
+            "--param", "schedule=constant",
+            "--out", str(out), "--json", "--seed", "0",
+        )  # fmt: skip
+        seen: set[str] = set()
+        while proc.poll() is None:
+            seen |= listening_addresses()
+            time.sleep(0.2)
+        result = _finish(proc)
+    assert seen, "Ray listened on nothing? the check would be vacuous"
+    assert all(is_loopback(a) for a in seen), f"listening beyond loopback: {seen}"
+    trials = _summary(out)["trials"].values()
+    diverged = [t for t in trials if t["config"]["weight_decay"] == 10]
+    assert diverged and len(diverged) < 4, "seed 0 should draw both weight decays"
+    assert result["trials"] == 4 and result["errored"] == 0
+    assert result["completed"] == 4 - len(diverged) and result["stopped_early"] == len(diverged)
+    for t in diverged:
+        assert t["status"] == "stopped" and t["reason"].startswith("diverged at step"), t
+    for t in trials:
+        if t not in diverged:
+            assert t["status"] == "completed" and t["steps"] == 300 and [p[0] for p in t["curve"]] == [100, 200, 300]
+    assert result["best_dev_loss"] == min(t["dev_loss"] for t in trials if t["status"] == "completed")
+    assert result["nodes_used"] == 1 and result["cluster"]["nodes"] == 1
+    assert result["best_config"]["weight_decay"] == 0 and result["best_steps"] == 300
+    ckpt = load_checkpoint(result["best_checkpoint"])
+    assert ckpt.meta["dev_loss"] == pytest.approx(result["best_dev_loss"])
+    sample = subprocess.run(
+        [sys.executable, "-m", "mlp_core", "sample", "--checkpoint", result["best_checkpoint"], "--n", "3", "--json"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert sample.returncode == 0 and len(json.loads(sample.stdout.splitlines()[-1])["samples"]) == 3
+
+
+def test_asha_stops_poor_trials(words_file, tmp_path):
+    require_isolated_network()
+    out = tmp_path / "sweep"
+    with ray_env() as env:
+        # lr 1e-5 barely moves: ASHA's first rung (step 100) compares it with lr 0.02 trials and stops it.
+        proc = start_sweep(
+            env, "--data", str(words_file), "--trials", "6", "--steps", "400", "--concurrency", "2",
+            "--param", "lr=0.00001|0.02", "--out", str(out), "--json", "--quiet", "--seed", "1",
+        )  # fmt: skip
+        result = _finish(proc)
+    stopped = [t for t in _summary(out)["trials"].values() if t["status"] == "stopped"]
+    assert result["stopped_early"] >= 1 and len(stopped) == result["stopped_early"]
+    assert all(t["steps"] < 400 and "stopped early by the scheduler" in t["reason"] for t in stopped)
+    assert result["completed"] + result["stopped_early"] == 6
+
+
+def test_two_node_ray_start_cluster_uses_both_nodes(words_file, tmp_path):
+    require_isolated_network()
+    ray_bin = str(Path(sys.executable).parent / "ray")
+    port = "46379"
+    out = tmp_path / "sweep"
+    with ray_env() as env:
+        # 2,000-step trials (~2 s): long enough that the second trial starts before the first ends.
+        nodes = []
+        try:
+            head = [ray_bin, "start", "--head", "--port", port, "--num-cpus", "1", "--include-dashboard", "false"]
+            worker = [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1"]
+            for cmd in (head, worker):
+                nodes.append(
+                    subprocess.Popen(
+                        [*cmd, "--block", "--temp-dir", env["RAY_TMPDIR"]], env=env, start_new_session=True,
+                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                    )
+                )  # fmt: skip
+                time.sleep(4 if cmd is head else 0)
+            result = subprocess.run(
+                sweep_cmd(
+                    "--data", str(words_file), "--trials", "4", "--steps", "2000", "--scheduler", "fifo",
+                    "--concurrency", "2", "--param", "hidden=16:64", "--address", f"127.0.0.1:{port}",
+                    "--out", str(out), "--json", "--quiet",
+                ),
+                cwd=REPO, env=env, capture_output=True, text=True, timeout=150,
+            )  # fmt: skip
+        finally:
+            for p in nodes:  # each `ray start --block` ends its node with its process group
+                os.killpg(p.pid, signal.SIGTERM)
+            for p in nodes:
+                try:
+                    p.wait(10)
+                except subprocess.TimeoutExpired:
+                    os.killpg(p.pid, signal.SIGKILL)
+                    p.wait(10)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["cluster"]["nodes"] == 2 and summary["cluster"]["cpus"] == 2
+    assert summary["nodes_used"] == 2 and summary["completed"] == 4
+    assert summary["cluster"]["address"] == f"127.0.0.1:{port}"
+    assert load_checkpoint(summary["best_checkpoint"]).meta["step"] == 2000  # bytes reached the driver's --out
+
+
+def test_killed_trial_worker_is_retried_and_the_sweep_completes(words_file, tmp_path):
+    require_isolated_network()
+    out = tmp_path / "sweep"
+    with ray_env() as env:
+        proc = start_sweep(
+            env, "--data", str(words_file), "--trials", "3", "--steps", "3000", "--scheduler", "fifo",
+            "--concurrency", "1", "--out", str(out), "--json", "--quiet",
+        )  # fmt: skip
+
+        def running_worker():
+            for t in _summary(out)["trials"].values():
+                if t["status"] == "running" and t.get("steps", 0) >= 200 and t.get("pid"):
+                    return t
+            return None
+
+        victim = _wait_for(running_worker, proc)
+        pid = victim["pid"]
+        assert pid in descendants(proc.pid) and cmdline(pid).startswith("ray::"), cmdline(pid)
+        os.kill(pid, signal.SIGKILL)
+        result = _finish(proc, timeout=150)
+    entry = _summary(out)["trials"][victim["id"]]
+    assert entry["retries"] >= 1 and entry["status"] == "completed" and entry["steps"] == 3000
+    assert result["completed"] == 3 and result["errored"] == 0
+
+
+def test_driver_sigkill_then_resume_keeps_finished_trials(words_file, tmp_path):
+    require_isolated_network()
+    out = tmp_path / "sweep"
+    with ray_env() as env:
+        env["TUNE_GLOBAL_CHECKPOINT_S"] = "0.5"
+        args = ["--data", str(words_file), "--trials", "4", "--steps", "2500", "--scheduler", "fifo"]
+        proc = start_sweep(env, *args, "--concurrency", "1", "--out", str(out), "--json", "--quiet")
+
+        def settled():
+            # A trial that ended more than 2 s ago is in Ray's saved state (saved every 0.5 s here).
+            trials = _summary(out)["trials"].values()
+            done = [t for t in trials if t["status"] == "completed" and t["finished"] < time.time() - 2]
+            return done if len(done) < 4 and any(t["status"] == "running" for t in trials) else None
+
+        before = {t["id"]: t for t in _wait_for(settled, proc, every=0.1)}
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
+        proc.wait(30)
+        resumed = start_sweep(env, "--resume", str(out), "--json", "--quiet")
+        result = _finish(resumed, timeout=150)
+    trials = _summary(out)["trials"]
+    assert result["trials"] == 4 and result["completed"] == 4
+    for tid, entry in before.items():  # finished before the kill: kept, not run again
+        assert trials[tid]["started"] == entry["started"] and trials[tid]["pid"] == entry["pid"]
+
+
+# ---------------------------------------------------------------------------- the page and its charts (no Ray)
+def fake_trial(tid: str, status: str, devs: list[float], lr: float, optimizer: str = "adamw") -> dict:
+    """A trial as mlp_core.sweep writes it into summary.json."""
+    curve = [[100 * (i + 1), d, 1000.0 + i] for i, d in enumerate(devs)]
+    return {
+        "id": tid, "status": status, "steps": 100 * len(devs), "curve": curve, "dev_loss": devs[-1],
+        "config": {"lr": lr, "optimizer": optimizer}, "reason": "stopped early by the scheduler" if status == "stopped" else None,
+    }  # fmt: skip
+
+
+TRIALS = [
+    fake_trial("a_00000", "completed", [2.6, 2.4, 2.3], 0.01),
+    fake_trial("a_00001", "stopped", [3.1], 1e-5, "sgd"),
+    fake_trial("a_00002", "completed", [2.5, 2.2, 2.1], 0.02),
+]
+
+
+def test_curves_highlight_the_best_and_dim_stopped_trials():
+    from dashboard import sweep_charts
+
+    fig = sweep_charts.curves_figure(TRIALS, "a_00002")
+    by_name = {t.name.split(" ")[0]: t for t in fig.data}
+    assert by_name["a_00002"].line.color == sweep_charts.ORANGE and by_name["a_00002"].line.width == 4
+    assert by_name["a_00001"].opacity < 1 and by_name["a_00001"].line.dash == "dot"
+    assert fig.data[-1].name.startswith("a_00002")  # drawn last, on top
+    assert list(by_name["a_00002"].y) == [2.5, 2.2, 2.1]
+
+
+def test_best_so_far_only_falls_and_parallel_coordinates_encode_choices():
+    from dashboard import sweep_charts
+
+    best = sweep_charts.best_so_far_figure(TRIALS, started=1000.0).data[0]
+    assert all(b <= a for a, b in zip(best.y, best.y[1:], strict=False)) and best.y[-1] == 2.1
+    par = sweep_charts.parallel_figure(TRIALS, ["lr", "optimizer"]).data[0]
+    dims = {d.label: d for d in par.dimensions}
+    assert set(dims) == {"log10 lr", "optimizer", "dev loss"}
+    assert list(dims["optimizer"].ticktext) == ["adamw", "sgd"] and list(dims["dev loss"].values) == [2.3, 3.1, 2.1]
+    rows = sweep_charts.trial_rows(TRIALS, ["lr"])
+    assert [r["trial"] for r in rows] == ["a_00002", "a_00000", "a_00001"]
+    assert rows[-1]["stopped early"] == "stopped early by the scheduler"
+
+
+def test_sweep_page_shows_a_past_sweep(tmp_path, monkeypatch):
+    """The page reopens a sweep from its directory alone: table, charts, and the best trial's buttons."""
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    from dashboard import sweep_runs
+
+    monkeypatch.setattr(sweep_runs, "SWEEPS_ROOT", tmp_path)
+    st.cache_resource.clear()
+    out = tmp_path / "sweep-20260101-000000-abcd"
+    out.mkdir()
+    settings = sweep.SweepSettings(trials=3, steps=300, params=["lr=1e-5:0.05:log", "optimizer=sgd|adamw"])
+    best = {"id": "a_00002", "dev_loss": 2.1, "steps": 300, "config": TRIALS[2]["config"]}
+    summary = {"settings": settings.__dict__, "state": "finished", "started": 1000.0, "best": best,
+               "trials": {t["id"]: t for t in TRIALS}}  # fmt: skip
+    (out / sweep.SUMMARY_FILE).write_text(json.dumps(summary))
+    try:
+        at = AppTest.from_file("../app.py", default_timeout=60).run()
+        at.switch_page("pages/7_sweep.py").run()
+        assert not at.exception, [e.value for e in at.exception]
+        assert at.selectbox(key="sweep_view").value == out.name
+        assert "Best trial a_00002" in " ".join(m.value for m in at.markdown)
+        labels = [b.label for b in at.button]
+        assert "Use these settings" in labels and "Load best model" in labels
+        table = at.table[0].value
+        assert list(table["trial"]) == ["a_00002", "a_00000", "a_00001"]
+        at.button(key="btn_sweep_use").click().run()
+        assert at.session_state["hp_lr"] == 0.02 and at.session_state["hp_optimizer"] == "adamw"
+    finally:
+        st.cache_resource.clear()
