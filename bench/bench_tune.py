@@ -92,20 +92,27 @@ def overhead(trials: int, steps: int) -> None:
     config = PRESETS["fast"].replace(steps=steps, device="cpu")
     ds = lecture_dataset(config.block_size)
     torch.set_num_threads(1)
-    seq = []
-    for i in range(trials + 1):  # the first is a warm-up (allocator, kernels), not timed: Ray's workers warm up too
-        t0 = time.perf_counter()
-        trainer = Trainer(config, ds, diagnostics_every=0)
-        while not trainer.finished:
-            trainer.advance(config.steps)
-        if i:
-            seq.append(time.perf_counter() - t0)
+
+    def sequential(n: int) -> list[float]:
+        times = []
+        for i in range(n + 1):  # the first is a warm-up (allocator, kernels), not timed: Ray's worker warms up too
+            t0 = time.perf_counter()
+            trainer = Trainer(config, ds, diagnostics_every=0)
+            while not trainer.finished:
+                trainer.advance(config.steps)
+            if i:
+                times.append(time.perf_counter() - t0)
+        return times
+
+    # Half the baseline before the Ray sweep and half after: the machine is shared, so its load drifts.
+    seq = sequential(max(1, trials // 2))
     t0 = time.perf_counter()
     result, out = sweep(
         ray_env(), "--preset", "fast", "--trials", str(trials), "--steps", str(steps), "--scheduler", "fifo",
         "--concurrency", "1", "--quiet",
     )  # fmt: skip
     wall = time.perf_counter() - t0
+    seq += sequential(max(1, trials - trials // 2))
     entries = list(read_summary(out)["trials"].values())
     per_trial = [t["finished"] - t["started"] for t in entries]
     span = (max(t["finished"] for t in entries) - min(t["started"] for t in entries)) / trials
@@ -147,10 +154,14 @@ def nodes(trials: int, steps: int) -> None:
             )
             time.sleep(8)
             args = ["--preset", "fast", "--trials", str(trials), "--steps", str(steps), "--scheduler", "fifo"]
-            result, _ = sweep(env, *args, "--address", f"127.0.0.1:{port}", "--quiet")
-            rates.append(60 * result["trials"] / result["seconds"])
+            result, out = sweep(env, *args, "--address", f"127.0.0.1:{port}", "--quiet")
+            entries = list(read_summary(out)["trials"].values())
+            # Steady state: first trial's start to last trial's end (the driver's connect and upload are apart).
+            span = max(t["finished"] for t in entries) - min(t["started"] for t in entries)
+            rates.append(60 * result["trials"] / span)
             print(
-                f"{n} node(s): {result['trials']} trials in {result['seconds']:.1f} s on {result['nodes_used']} node(s)"
+                f"{n} node(s): {result['trials']} trials in {span:.1f} s of trials ({result['seconds']:.1f} s for "
+                f"the whole command) on {result['nodes_used']} node(s)"
             )
     finally:
         for p in procs:

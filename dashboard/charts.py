@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import plotly.graph_objects as go
+import pandas  # noqa: F401 (imported whole before any figure: plotly looks it up lazily while building one,
+import plotly.graph_objects as go  # and a page's fragment once saw a pandas another thread was still importing)
 
 from .analysis import centred_average, downsample_buckets
 

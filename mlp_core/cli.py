@@ -110,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
                     break
         seconds = time.perf_counter() - t0
     steps_run = max(trainer.step, trainer.diverged_at or 0)
-    kept = "the final weights"
+    kept = f"the final weights, of step {trainer.step:,}"
     if trainer.diverged_at is not None:
         kept = f"the weights of step {trainer.step:,}, the last known to be finite"
         print(f"diverged at step {trainer.diverged_at:,} (loss NaN/inf): kept {kept}", file=sys.stderr)
@@ -169,7 +169,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
             raise CliError(str(exc), result=summary) from None
         summary["checkpoint"] = str(args.out)
         if not args.json:
-            print(f"saved {kept} (step {trainer.step:,}) to {args.out}")
+            print(f"saved {kept} to {args.out}")
     return summary
 
 
@@ -357,12 +357,13 @@ def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
     try:
         with bar:
             result = sweep.run(prepared, out, address=address, resume=args.resume is not None, on_change=on_change)
-    except (sweep.SweepError, KeyboardInterrupt) as exc:
-        sweep.mark_failed(out, str(exc) or "interrupted")
+    except BaseException as exc:  # the dashboard shows why its sweep ended; the error itself goes on up
+        sweep.mark_failed(out, str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__)
         raise
     summary = sweep.read_summary(out) or {}
-    if summary.get("state") == "interrupted":
-        raise CliError(f"sweep interrupted with trials unfinished; continue it with --resume {out}")
+    if summary.get("state") == "interrupted":  # Ray Tune ends fit() quietly on Ctrl-C (or the dashboard's Stop)
+        print(f"sweep stopped with trials unfinished; continue it with --resume {out}", file=sys.stderr)
+        raise KeyboardInterrupt
     if not args.json:
         _print_sweep_table(summary, result)
     return result

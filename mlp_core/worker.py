@@ -1,6 +1,6 @@
 """The process a TrainingJob trains in: it owns the Trainer and talks to its job over one pipe.
 
-job -> worker: ("run",), ("pause",), ("step", n), ("stop",), ("weights",), read between chunks.
+job -> worker: ("run",), ("pause",), ("step", n), ("stop",), read between chunks.
 worker -> job: `Update` messages, at most every PUBLISH_S unless the status changes; the last has final=True.
 
 A listener thread turns commands into a queue for the training loop and ends the process when the pipe
@@ -161,15 +161,13 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
                 paused, budget = True, int(cmd[1])
             elif cmd[0] == "stop":
                 stop = True
-            elif cmd[0] == "weights":
-                out.want_weights = True
         if stop:
             out.status, out.message = STOPPED, f"stopped at step {trainer.step:,}"
             break
         if paused and not budget:
             continue
         if trainer.step >= config.steps:
-            out.status, out.message = FINISHED, f"finished {trainer.step:,} steps"
+            out.status, out.message = FINISHED, ""
             break
         if out.status != RUNNING:
             out.status = RUNNING
@@ -220,7 +218,6 @@ class _Publisher:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
         self.status, self.message = IDLE, ""
-        self.want_weights = False
         self.seconds_per_step = float("nan")
         self.steps_per_sec = 0.0
         self.last_loss = float("nan")
@@ -288,9 +285,9 @@ class _Publisher:
             if key != self._diagnostics_key:
                 update.diagnostics, self._diagnostics_key = tuple(diagnostics), key
         small = sum(p.numel() for p in trainer.model.parameters()) * 4 <= SMALL_WEIGHTS
-        if weights or final or small or self.want_weights or now - self._last_weights >= WEIGHTS_S:
+        if weights or final or small or now - self._last_weights >= WEIGHTS_S:
             update.weights = (trainer.step, numpy_state(trainer.model.state_dict()))
-            self._last_weights, self.want_weights = now, False
+            self._last_weights = now
             best = trainer.best_step
             if best is not None and best != self._best_sent and trainer.best_state is not None:
                 update.best_weights = (best, numpy_state(trainer.best_state))

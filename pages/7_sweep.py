@@ -11,7 +11,7 @@ from dashboard import datasets, layout, models, state, sweep_charts
 from dashboard.sweep_runs import WORDS_FILE, SweepBusy, SweepLauncher, past_sweeps
 from mlp_core import data, sweep
 from mlp_core.checkpoint import CheckpointError, load_checkpoint
-from mlp_core.config import CHOICES, PRESETS, ConfigError, TrainConfig, to_dict
+from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, to_dict
 from mlp_core.data import DatasetError
 from mlp_core.registry import CapacityError
 
@@ -53,6 +53,7 @@ busy = launcher().running()
 
 
 def default_space(config: TrainConfig) -> pd.DataFrame:
+    """Ranges around the sidebar's values (x/3..x*3 on a log scale, x/2..x*2 otherwise), rounded and in bounds."""
     rows = []
     for name, swept, log in RANGES:
         v = getattr(config, name)
@@ -61,6 +62,10 @@ def default_space(config: TrainConfig) -> pd.DataFrame:
             lo, hi = 0.0, max(0.2, v)
         if name == "weight_decay":
             lo, hi = 0.0, max(0.1, v)
+        b = BOUNDS[name]
+        lo, hi = (min(max(float(f"{x:.2g}"), b.low), b.high) for x in (lo, hi))
+        if isinstance(v, int):
+            lo, hi = max(round(lo), 1), round(hi)
         rows.append({"setting": name, "sweep": swept, "low": lo, "high": hi, "log": log})
     return pd.DataFrame(rows)
 
@@ -187,7 +192,9 @@ def sweep_view(sweep_dir: Path, live: bool) -> None:
     # A plain table (not a canvas grid): every cell is text a reader, a screenshot and a test can see.
     rows = pd.DataFrame(sweep_charts.trial_rows(trials, fields))
     with st.container(key="sweep_table"):
-        st.table(rows.style.format(precision=4, na_rep="—").hide(axis="index") if len(rows) else rows)
+        formats = {name: "{:.3g}" for name in fields if rows.get(name) is not None and rows[name].dtype.kind == "f"}
+        styled = rows.style.format(precision=4, na_rep="—").format(formats, na_rep="—").hide(axis="index")
+        st.table(styled if len(rows) else rows)
     started = summary.get("started", time.time())
     g1, g2 = st.columns(2)
     g1.plotly_chart(sweep_charts.best_so_far_figure(trials, started), key="sweep_best_chart")

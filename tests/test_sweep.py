@@ -339,9 +339,10 @@ def test_driver_sigkill_then_resume_keeps_finished_trials(words_file, tmp_path):
 def fake_trial(tid: str, status: str, devs: list[float], lr: float, optimizer: str = "adamw") -> dict:
     """A trial as mlp_core.sweep writes it into summary.json."""
     curve = [[100 * (i + 1), d, 1000.0 + i] for i, d in enumerate(devs)]
+    reason = "stopped early by the scheduler" if status == "stopped" else None
     return {
         "id": tid, "status": status, "steps": 100 * len(devs), "curve": curve, "dev_loss": devs[-1],
-        "config": {"lr": lr, "optimizer": optimizer}, "reason": "stopped early by the scheduler" if status == "stopped" else None,
+        "config": {"lr": lr, "optimizer": optimizer}, "reason": reason,
     }  # fmt: skip
 
 
@@ -398,7 +399,7 @@ def test_sweep_page_shows_a_past_sweep(tmp_path, monkeypatch):
         at.switch_page("pages/7_sweep.py").run()
         assert not at.exception, [e.value for e in at.exception]
         assert at.selectbox(key="sweep_view").value == out.name
-        assert "Best trial a_00002" in " ".join(m.value for m in at.markdown)
+        assert "**Best trial** a_00002: dev 2.1000" in " ".join(m.value for m in at.markdown)
         labels = [b.label for b in at.button]
         assert "Use these settings" in labels and "Load best model" in labels
         table = at.table[0].value

@@ -52,6 +52,9 @@ def streamlit_server(env: dict[str, str] | None = None, log_path: Path | None = 
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false",
+        # No file watcher: other edits in the checkout (and inotify overflows) made Streamlit unload modules
+        # mid-test, and a page then saw a half-imported pandas. A test server runs the code it started with.
+        "--server.fileWatcherType", "none",
     ]  # fmt: skip
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL  # noqa: SIM115 (closed below)
     process = subprocess.Popen(

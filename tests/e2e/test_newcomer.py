@@ -62,7 +62,7 @@ def test_a_shared_link_is_read_only_until_take_over_and_the_first_browser_is_tol
         b.goto(link)  # the whole URL, run id included, in another browser
         b.get_by_text("you are watching it").wait_for()
         assert button(b, "btn_pause").is_disabled() and button(b, "btn_stop").is_disabled()
-        assert "running" in status_text(b)
+        wait_until(lambda: "running" in status_text(b), 15)
         a.reload()  # the first browser reloads: still its run, still in control
         a.locator(".st-key-run_status").wait_for()
         assert a.get_by_text("you are watching it").count() == 0
