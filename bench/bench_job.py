@@ -5,7 +5,8 @@ Measured for each backend, in this order:
   snapshot    reading the latest snapshot from the server (median of 200 reads while training)
   rss         resident memory of the job's process (and its PSS: forked pages shared with the fork server
               count once, split among their sharers) while training the lecture config
-  pause/stop  request -> the job is paused / its process is gone, mid-training at a mid config (about
+  pause/stop  request -> the job is paused / its process is gone (in brackets: when TrainingJob.stop()
+              returned, i.e. the exit was reported and the memory freed), mid-training at a mid config (about
               0.5 s per step here) and mid-step at the heaviest config the memory check allows (one step
               of it takes minutes on a 2-core CPU)
 
@@ -97,12 +98,18 @@ class ProcessBackend:
         wait_until(lambda: job.snapshot().status == "paused")
         return time.perf_counter() - t0
 
-    def stop(self, job) -> float:
+    def stop(self, job) -> str:
+        """ "<ms until the process is gone> (<ms until stop() returned>)": stop() also waits for the fork
+        server to report the exit, which comes only once the kernel has freed the process's memory."""
         pid = job.pid
         t0 = time.perf_counter()
-        job.stop()
+        returned: list[float] = []
+        stopper = threading.Thread(target=lambda: (job.stop(), returned.append(time.perf_counter() - t0)))
+        stopper.start()
         wait_until(lambda: gone(pid))
-        return time.perf_counter() - t0
+        t_gone = time.perf_counter() - t0
+        stopper.join()
+        return f"{t_gone * 1000:.0f} ms ({returned[0] * 1000:.0f})"
 
     def close(self) -> None:
         pass
@@ -180,12 +187,12 @@ class RayBackend:
         wait_until(lambda: self.snapshot(actor)["paused"])
         return time.perf_counter() - t0
 
-    def stop(self, actor) -> float:
+    def stop(self, actor) -> str:
         pid = self.pid(actor)
         t0 = time.perf_counter()
         self.ray.kill(actor, no_restart=True)
         wait_until(lambda: gone(pid))
-        return time.perf_counter() - t0
+        return f"{(time.perf_counter() - t0) * 1000:.0f} ms"
 
     def close(self) -> None:
         self.ray.shutdown()
@@ -213,18 +220,18 @@ def measure(backend, heavy: bool) -> dict[str, str]:
     rss, pss = memory_kb(backend.pid(job))
     row["RSS / PSS per job"] = f"{rss / 1024:.0f} / {pss / 1024:.0f} MB"
     row["pause (lecture)"] = f"{backend.pause(job) * 1000:.0f} ms"
-    row["stop (lecture)"] = f"{backend.stop(job) * 1000:.0f} ms"
+    row["stop (lecture)"] = backend.stop(job)
     job = backend.start(MID)
     wait_until(lambda: backend.step(job) >= 3, timeout=900)
     row["pause (mid)"] = f"{backend.pause(job) * 1000:.0f} ms"
-    row["stop (mid)"] = f"{backend.stop(job) * 1000:.0f} ms"
+    row["stop (mid)"] = backend.stop(job)
     if heavy:
         job = backend.start(HEAVY)
         pid = backend.pid(job)
         wait_until(lambda: memory_kb(pid)[0] > 2_000_000, timeout=300)  # its trainer is built and training
         time.sleep(1.0)  # inside its first step, which takes minutes here
         assert not gone(pid)
-        row["stop mid-step (heavy)"] = f"{backend.stop(job) * 1000:.0f} ms"
+        row["stop mid-step (heavy)"] = backend.stop(job)
     return row
 
 

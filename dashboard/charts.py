@@ -103,7 +103,8 @@ LABEL_PX = 18  # two tick or reference labels closer than this overlap
 def log_ticks(lo: float, hi: float, plot_px: float = PLOT_PX) -> list[float]:
     """Tick values for a log10 axis from lo to hi (in log10 units) that cover the range, labels never overlapping.
 
-    The coarsest set with at least 4 ticks in range (few, round labels), else the one with the most ticks.
+    The coarsest set with at least 6 ticks in range (round labels, yet one every few tenths where the
+    interesting losses are), else the set with the most ticks.
     """
     span = max(hi - lo, 1e-9)
     min_gap = span * LABEL_PX / plot_px  # in decades
@@ -114,7 +115,7 @@ def log_ticks(lo: float, hi: float, plot_px: float = PLOT_PX) -> list[float]:
         ticks = [t for t in ticks if lo <= math.log10(t) <= hi]
         if len(ticks) < 2 or np.diff(np.log10(ticks)).min() >= min_gap:
             fitting.append(ticks)
-    enough = [t for t in fitting if len(t) >= 4]
+    enough = [t for t in fitting if len(t) >= 6]
     if enough:
         return enough[-1]
     best = max(fitting, key=len, default=[])

@@ -23,6 +23,7 @@ from . import datasets, state
 from .state import HP, Settings
 
 USER_ERRORS = (DatasetError, CapacityError, ConfigError, ValueError, RuntimeError, OSError)
+MAX_STEP_N = 1_000_000  # "Steps per click" at most
 SMALL_DEV_WORDS = 100  # below this, a dev loss is noise: the sidebar says so
 HEAVY_RUN_S = 15 * 60  # Start asks for a second click before a run estimated to take longer than this
 IDLE_REFRESH_S = 2.0  # the status checks this often while nothing trains: another tab may act on the run
@@ -114,7 +115,7 @@ def _controls(run: Run) -> None:
         width="stretch",
     )
     c4, c5 = st.columns([1, 1], vertical_alignment="bottom")
-    c4.number_input("Steps per click", min_value=1, max_value=1_000_000, value=100, key=state.STEP_N)
+    c4.number_input("Steps per click", value=100, step=1, key=state.STEP_N, help=f"1 to {MAX_STEP_N:,}")
     c5.button(
         "Step ×N",
         key="btn_step",
@@ -147,9 +148,11 @@ def _controls(run: Run) -> None:
 
 def act(action: str) -> None:
     """A run-control button's callback; a refusal (a bad value, the job cap, a bad dataset) is shown as an error."""
-    run, reg = state.current_run(), state.registry()
+    run, reg, ss = state.current_run(), state.registry(), st.session_state
     job = run.job
     try:
+        if action == "step" and (message := state.range_error("Steps per click", ss[state.STEP_N], 1, MAX_STEP_N)):
+            raise ValueError(message)
         if action in ("start", "step") and (action == "start" or job is None):
             _refuse_bad_settings(action)
             settings = state.current_settings()

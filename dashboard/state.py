@@ -249,6 +249,13 @@ def setting_errors() -> dict[str, str]:
     return errors
 
 
+def range_error(label: str, value: Any, low: float, high: float) -> str:
+    """ "" when low <= value <= high, else a one-line message naming the field and its range (for inputs
+    without a browser-side min/max, which would keep an out-of-range number on screen but never send it)."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    return "" if ok else f"{label} must be between {_num(low)} and {_num(high)}; it is {_num(value)}."
+
+
 def _num(x: Any) -> str:
     if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x):
         return f"{int(x):,}" if float(x).is_integer() and abs(x) >= 1 else f"{x:g}"
@@ -342,8 +349,21 @@ def viewer_id() -> str:
     if VIEWER not in ss:
         cookie = st.context.cookies.get("_streamlit_xsrf")
         cookie = cookie if isinstance(cookie, str) else ""  # AppTest's context has no real cookies
-        ss[VIEWER] = hashlib.sha256(cookie.encode()).hexdigest()[:16] if cookie else secrets.token_hex(8)
+        token = _xsrf_token(cookie)
+        ss[VIEWER] = hashlib.sha256(token).hexdigest()[:16] if token else secrets.token_hex(8)
     return ss[VIEWER]
+
+
+def _xsrf_token(cookie: str) -> bytes:
+    """The browser's secret behind a Tornado XSRF cookie ("2|mask|masked token|time"; the mask changes per page)."""
+    parts = cookie.split("|")
+    try:
+        if len(parts) == 4 and parts[0] == "2":
+            mask, masked = bytes.fromhex(parts[1]), bytes.fromhex(parts[2])
+            return bytes(b ^ mask[i % len(mask)] for i, b in enumerate(masked))
+    except ValueError:
+        pass
+    return cookie.encode()
 
 
 def drives(run: Run) -> bool:

@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
-from tests.e2e.ui import button, go_to  # noqa: E402
+from tests.e2e.ui import button, go_to, wait_until  # noqa: E402
 
 OUT = ROOT / "docs" / "screenshots"
 # The lecture's model, long enough to keep training while we visit every page.
@@ -108,7 +108,7 @@ def take_all(page: Page, url: str, tmp: Path) -> None:
 
     visit(page, "Sample")
     button(page, "btn_sample").click()
-    page.get_by_text("new names").wait_for()
+    page.get_by_text("new names (not in the training set)").wait_for()
     settle(page)
     shoot(page, "sample")
 
@@ -134,9 +134,12 @@ def take_all(page: Page, url: str, tmp: Path) -> None:
     # A second, quick run (the fast preset, to the end): two runs to compare, and embeddings with a
     # visible structure (the lecture's N(0, 1) init squeezes most characters into one blob).
     button(page, "preset_fast").click()
+    # Start only once the preset is in the widgets (on a busy machine a rerun takes seconds).
+    wait_until(lambda: page.locator(".st-key-hp_steps input").first.input_value() == "1500", 30)
     settle(page, 1)
     button(page, "btn_start").click()
-    page.locator(".st-key-run_status").get_by_text("finished").wait_for(timeout=120_000)
+    status = page.locator(".st-key-run_status")
+    wait_until(lambda: status.count() and "finished #2" in status.first.inner_text(), 120)
     for name, link in (("train_vs_dev", "Train vs dev"), ("embeddings", "Embeddings")):
         visit(page, link)
         shoot(page, name)

@@ -230,6 +230,9 @@ class Trainer:
         # bounding the slice keeps memory flat for huge batches.
         per_gather = max(1, GATHER_ELEMENTS // (batch * x_train.shape[1]))
         forward = model.forward  # skips nn.Module.__call__'s hook machinery: no hooks are used here
+        # bf16 autocast around the forward only: the backward follows the forward's dtypes, the fp32 master
+        # weights get fp32 grads, and the loss (cross_entropy autocasts to fp32) stays comparable.
+        bf16 = self.config.precision == "bf16"
         losses = []
         no_grad = torch.no_grad()
         with _spare_a_core():
@@ -239,7 +242,11 @@ class Trainer:
                 for j in range(len(ix)):
                     i = start + j
                     lr = self.lr_at(self.step + i) if lrs is None else lrs[i]
-                    loss = F.cross_entropy(forward(xs[j]), ys[j])
+                    if bf16:
+                        with torch.autocast(self.device.type, dtype=torch.bfloat16):
+                            loss = F.cross_entropy(forward(xs[j]), ys[j])
+                    else:
+                        loss = F.cross_entropy(forward(xs[j]), ys[j])
                     # autograd.grad instead of backward(): no .grad to accumulate into and zero again.
                     grads = torch.autograd.grad(loss, params)
                     with no_grad:

@@ -20,15 +20,21 @@ run = state.current_run()
 settings = state.current_settings()
 
 c1, c2, c3 = st.columns(3)
-lo = c1.number_input("From log10(lr)", min_value=-8.0, max_value=1.0, value=-3.0, step=0.5, key=state.SWEEP_FROM)
-hi = c2.number_input("To log10(lr)", min_value=-7.0, max_value=2.0, value=0.0, step=0.5, key=state.SWEEP_TO)
-num = c3.number_input("Steps (one per lr)", min_value=20, max_value=5000, value=1000, step=100, key=state.SWEEP_STEPS)
+# No min/max on the inputs (a browser keeps an out-of-range number on screen without sending it): checked on click.
+LIMITS = {"From log10(lr)": (-8.0, 1.0), "To log10(lr)": (-7.0, 2.0), "Steps (one per lr)": (20, 5000)}
+lo = c1.number_input("From log10(lr)", value=-3.0, step=0.5, key=state.SWEEP_FROM, help="-8 to 1")
+hi = c2.number_input("To log10(lr)", value=0.0, step=0.5, key=state.SWEEP_TO, help="-7 to 2")
+num = c3.number_input("Steps (one per lr)", value=1000, step=100, key=state.SWEEP_STEPS, help="20 to 5,000")
+range_errors = [state.range_error(label, v, *LIMITS[label]) for label, v in zip(LIMITS, (lo, hi, num), strict=True)]
+range_errors = [e for e in range_errors if e]
 
 sweep = run.sweep
 running = sweep is not None and sweep.progress.status == RUNNING
 b1, b2 = st.columns([1, 4])
 if b1.button("Run LR sweep", key="btn_sweep", type="primary", disabled=running):
-    if lo >= hi:
+    if range_errors:
+        st.error("Not started: " + " ".join(range_errors))
+    elif lo >= hi:
         st.error("'From' must be below 'To'.")
     else:
         cfg = settings.config

@@ -123,9 +123,12 @@ def continue_from_best() -> None:
 def keep_training() -> None:
     """Callback (runs before the page, so the sidebar already shows the new job): continue the checkpoint."""
     run, settings = state.current_run(), state.current_settings()
-    ckpt, until = run.checkpoint, int(st.session_state[state.CKPT_UNTIL])
+    ckpt, until = run.checkpoint, st.session_state[state.CKPT_UNTIL]
     start_step = models.checkpoint_step(ckpt)
     try:
+        if message := state.range_error("Train until step", until, start_step + 1, int(BOUNDS["steps"].high)):
+            raise ValueError(message)
+        until = int(until)
         cfg = ckpt.config.replace(steps=until, device=settings.config.device)
         ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run, vocab=ckpt.vocab)
         state.registry().start_new_job(
@@ -173,13 +176,12 @@ if ckpt is not None:
         st.markdown(
             "**Keep training it** on the sidebar's dataset (its characters must be in the checkpoint's vocabulary)."
         )
-        st.number_input(
+        st.number_input(  # no min/max: checked on click, naming the range (see state.range_error)
             "Train until step",
-            min_value=start_step + 1,
-            max_value=max_steps,
             value=min(max(ckpt.config.steps, start_step + 1000), max_steps),
             step=1000,
             key=state.CKPT_UNTIL,
+            help=f"{start_step + 1:,} to {max_steps:,}",
         )
         st.button(
             "Keep training",

@@ -191,10 +191,12 @@ def sweep_view(sweep_dir: Path, live: bool) -> None:
     c[3].metric("running", sum(t.get("status") == "running" for t in trials))
     # A plain table (not a canvas grid): every cell is text a reader, a screenshot and a test can see.
     rows = pd.DataFrame(sweep_charts.trial_rows(trials, fields))
+    for name in rows.columns:  # as text: dev loss to 4 decimals, swept numbers to 3 significant digits
+        if rows[name].dtype.kind == "f":
+            fmt = "{:.4f}" if name == "dev loss" else "{:.3g}"
+            rows[name] = rows[name].map(lambda v, fmt=fmt: "—" if pd.isna(v) else fmt.format(v))
     with st.container(key="sweep_table"):
-        formats = {name: "{:.3g}" for name in fields if rows.get(name) is not None and rows[name].dtype.kind == "f"}
-        styled = rows.style.format(precision=4, na_rep="—").format(formats, na_rep="—").hide(axis="index")
-        st.table(styled if len(rows) else rows)
+        st.table(rows.style.hide(axis="index") if len(rows) else rows)
     started = summary.get("started", time.time())
     g1, g2 = st.columns(2)
     g1.plotly_chart(sweep_charts.best_so_far_figure(trials, started), key="sweep_best_chart")

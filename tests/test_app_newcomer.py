@@ -68,6 +68,28 @@ def test_every_numeric_field_out_of_range_is_refused():
     assert checked >= 10 and not at.exception
 
 
+def test_the_other_number_inputs_refuse_out_of_range_values_too():
+    at = app(data="builtin")
+    at.number_input(key=state.STEP_N).set_value(5_000_000).run()
+    at.button(key="btn_step").click().run()
+    assert "Steps per click must be between 1 and 1,000,000; it is 5,000,000" in texts(at.sidebar.error)
+    assert run_of(at).job is None
+    at.switch_page("pages/1_lr-sweep.py").run()
+    at.number_input(key=state.SWEEP_STEPS).set_value(10).run()
+    at.button(key="btn_sweep").click().run()
+    assert "Not started: Steps (one per lr) must be between 20 and 5,000; it is 10" in texts(at.main.error)
+    assert run_of(at).sweep is None
+    train_tiny(at)
+    job = run_of(at).job
+    raw = checkpoint_bytes(job.current_model(), job.config, job.dataset.vocab, meta={"step": 300})
+    at.switch_page("pages/5_checkpoints.py").run()
+    at.file_uploader(key=state.CKPT_UPLOAD).set_value(("mine.safetensors", raw, OCTET)).run()
+    at.number_input(key=state.CKPT_UNTIL).set_value(20_000_000).run()
+    at.button(key="btn_ckpt_train").click().run()
+    assert "Train until step must be between 301 and 10,000,000; it is 20,000,000" in texts(at.main.error)
+    assert run_of(at).job is job
+
+
 def test_back_in_range_the_run_trains_exactly_what_is_on_screen():
     at = app()
     at.number_input(key="hp_lr").set_value(1000.0).run()

@@ -290,7 +290,7 @@ def test_killed_trial_worker_is_retried_and_the_sweep_completes(words_file, tmp_
     out = tmp_path / "sweep"
     with ray_env() as env:
         proc = start_sweep(
-            env, "--data", str(words_file), "--trials", "3", "--steps", "3000", "--scheduler", "fifo",
+            env, "--data", str(words_file), "--trials", "2", "--steps", "2000", "--scheduler", "fifo",
             "--concurrency", "1", "--out", str(out), "--json", "--quiet",
         )  # fmt: skip
 
@@ -306,8 +306,8 @@ def test_killed_trial_worker_is_retried_and_the_sweep_completes(words_file, tmp_
         os.kill(pid, signal.SIGKILL)
         result = _finish(proc, timeout=150)
     entry = _summary(out)["trials"][victim["id"]]
-    assert entry["retries"] >= 1 and entry["status"] == "completed" and entry["steps"] == 3000
-    assert result["completed"] == 3 and result["errored"] == 0
+    assert entry["retries"] >= 1 and entry["status"] == "completed" and entry["steps"] == 2000
+    assert result["completed"] == 2 and result["errored"] == 0
 
 
 def test_driver_sigkill_then_resume_keeps_finished_trials(words_file, tmp_path):
@@ -315,14 +315,14 @@ def test_driver_sigkill_then_resume_keeps_finished_trials(words_file, tmp_path):
     out = tmp_path / "sweep"
     with ray_env() as env:
         env["TUNE_GLOBAL_CHECKPOINT_S"] = "0.5"
-        args = ["--data", str(words_file), "--trials", "4", "--steps", "2500", "--scheduler", "fifo"]
+        args = ["--data", str(words_file), "--trials", "3", "--steps", "2000", "--scheduler", "fifo"]
         proc = start_sweep(env, *args, "--concurrency", "1", "--out", str(out), "--json", "--quiet")
 
         def settled():
             # A trial that ended more than 2 s ago is in Ray's saved state (saved every 0.5 s here).
             trials = _summary(out)["trials"].values()
             done = [t for t in trials if t["status"] == "completed" and t["finished"] < time.time() - 2]
-            return done if len(done) < 4 and any(t["status"] == "running" for t in trials) else None
+            return done if len(done) < 3 and any(t["status"] == "running" for t in trials) else None
 
         before = {t["id"]: t for t in _wait_for(settled, proc, every=0.1)}
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and the local Ray it started
@@ -330,7 +330,7 @@ def test_driver_sigkill_then_resume_keeps_finished_trials(words_file, tmp_path):
         resumed = start_sweep(env, "--resume", str(out), "--json", "--quiet")
         result = _finish(resumed, timeout=150)
     trials = _summary(out)["trials"]
-    assert result["trials"] == 4 and result["completed"] == 4
+    assert result["trials"] == 3 and result["completed"] == 3
     for tid, entry in before.items():  # finished before the kill: kept, not run again
         assert trials[tid]["started"] == entry["started"] and trials[tid]["pid"] == entry["pid"]
 

@@ -18,7 +18,8 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with streamlit_server(env={"MLP_MAX_JOBS": "6", "MLP_IDLE_TIMEOUT": "60"}, log_path=log) as url:
         yield url
     # A server-side traceback is a bug even when the page hid it.
-    text = Path(log).read_text(errors="replace")
+    # (Up to "Stopping...": a browser still disconnecting while the server shuts down logs a starlette traceback.)
+    text = Path(log).read_text(errors="replace").split("Stopping...")[0]
     assert "Traceback" not in text, text[-4000:]
 
 

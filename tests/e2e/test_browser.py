@@ -108,7 +108,7 @@ def test_sample_download_and_bad_uploads(context, server_url, tmp_path):
 
     go_to(page, "Sample")
     button(page, "btn_sample").click()
-    metric = page.get_by_text(re.compile(r"new names"))
+    metric = page.get_by_text("new names (not in the training set)")
     metric.wait_for()
     assert re.search(r"\d+ / 20", page.locator('[data-testid="stMetric"]').first.inner_text())
     no_exception(page)
