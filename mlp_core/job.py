@@ -48,6 +48,7 @@ from .history import DecimatedSeries, SeriesView
 from .model import MLP, build_model, check_memory, count_params, resolve_device
 from .trainer import (
     HISTORY_CAPACITY,
+    ContextCounts,
     EmbeddingSnapshot,
     EvalPoint,
     context_counts,
@@ -225,7 +226,7 @@ class TrainingJob:
         self._ended = threading.Event()
         self._ended.set()
         self._stopping = False
-        self._eval_cache: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._eval_cache: dict[str, ContextCounts] = {}
         given = None if model is None else {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self._fresh(given, start_step)
 
@@ -381,9 +382,8 @@ class TrainingJob:
         if split not in self._eval_cache:
             x, y = self.dataset.splits[split]
             self._eval_cache[split] = context_counts(x, y, self.dataset.vocab.size)
-        contexts, counts = self._eval_cache[split]
         device = next(model.parameters()).device
-        return mean_loss(model, contexts.to(device), counts.to(device))
+        return mean_loss(model, self._eval_cache[split].to(device))
 
     @property
     def status(self) -> str:

@@ -8,6 +8,7 @@ evaluation point, so dev losses are taken at exact multiples of `eval_every`.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import math
 import os
 import time
@@ -257,9 +258,9 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def evaluate(self, split: str, model: MLP | None = None) -> float:
         """Mean loss over a whole split ('train', 'dev', 'test' or 'train_subset'), in eval mode (see `mean_loss`)."""
-        return mean_loss(model or self.model, *self._eval_counts(split))
+        return mean_loss(model or self.model, self._eval_counts(split))
 
-    def _eval_counts(self, split: str) -> tuple[torch.Tensor, torch.Tensor]:
+    def _eval_counts(self, split: str) -> ContextCounts:
         """`context_counts` of a split, cached."""
         cache = self.__dict__.setdefault("_eval_cache", {})
         if split not in cache:
@@ -310,16 +311,39 @@ def lr_at(c: TrainConfig, step: int) -> float:
     return c.lr
 
 
-def context_counts(x: torch.Tensor, y: torch.Tensor, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(distinct contexts of a split, (n_contexts, vocab) counts of the character that follows each)."""
+@dataclass(frozen=True)
+class ContextCounts:
+    """A split as its distinct contexts and, sparsely, how often each character follows each of them.
+
+    Sparse because a dense (contexts x vocabulary) table does not scale to large alphabets: a CJK file
+    with 5,000 characters and 100k distinct contexts would need 2 GB; the pairs need memory in
+    proportion to the examples, whatever the alphabet.
+    """
+
+    contexts: torch.Tensor  # (C, block) distinct contexts, sorted
+    totals: torch.Tensor  # (C,) examples with each context
+    pair_context: torch.Tensor  # (P,) context index of each distinct (context, next char) pair, ascending
+    pair_target: torch.Tensor  # (P,) the next char
+    pair_count: torch.Tensor  # (P,) how often that pair occurs
+
+    def to(self, device: torch.device | str) -> ContextCounts:
+        return ContextCounts(*(getattr(self, f.name).to(device) for f in dataclasses.fields(self)))
+
+    @property
+    def examples(self) -> float:
+        return float(self.totals.sum())
+
+
+def context_counts(x: torch.Tensor, y: torch.Tensor, vocab_size: int) -> ContextCounts:
+    """The `ContextCounts` of a split's examples (x: contexts, y: next characters)."""
     contexts, inverse = torch.unique(x, dim=0, return_inverse=True)
-    counts = torch.zeros(len(contexts), vocab_size, device=x.device)
-    counts.index_put_((inverse, y), torch.ones_like(y, dtype=counts.dtype), accumulate=True)
-    return contexts, counts
+    pairs, pair_count = torch.unique(inverse * vocab_size + y, return_counts=True)  # sorted by context
+    totals = torch.bincount(inverse, minlength=len(contexts))
+    return ContextCounts(contexts, totals, pairs // vocab_size, pairs % vocab_size, pair_count)
 
 
 @torch.inference_mode()
-def mean_loss(model: MLP, contexts: torch.Tensor, counts: torch.Tensor) -> float:
+def mean_loss(model: MLP, counts: ContextCounts) -> float:
     """Mean cross-entropy over a split given as `context_counts`, in eval mode.
 
     Many examples share a context (dev at block 3: 22,902 examples, 2,969 contexts), and the loss
@@ -327,6 +351,7 @@ def mean_loss(model: MLP, contexts: torch.Tensor, counts: torch.Tensor) -> float
     the model once per distinct context and weight by those counts: the same number, up to float
     rounding, for 2-8x less work.
     """
+    contexts = counts.contexts
     if len(contexts) == 0:
         return math.nan
     was_training = model.training
@@ -334,12 +359,14 @@ def mean_loss(model: MLP, contexts: torch.Tensor, counts: torch.Tensor) -> float
     total = torch.zeros((), device=contexts.device, dtype=torch.float64)
     with _spare_a_core():
         for i in range(0, len(contexts), EVAL_BATCH):
-            logits = model(contexts[i : i + EVAL_BATCH]).float()
-            c = counts[i : i + EVAL_BATCH]
-            # sum over examples of -log softmax(logits)[y] = sum_ctx (n_ctx * logsumexp - sum_y n_ctx,y * logit_y)
-            total += (c.sum(1) * torch.logsumexp(logits, 1)).sum() - (c * logits).sum()
+            j = min(i + EVAL_BATCH, len(contexts))
+            logits = model(contexts[i:j]).float()
+            # sum over examples of -log softmax(logits)[y] = sum_ctx n_ctx * logsumexp - sum_pairs n_pair * logit_pair
+            a, b = torch.searchsorted(counts.pair_context, torch.tensor([i, j], device=contexts.device)).tolist()
+            picked = logits[counts.pair_context[a:b] - i, counts.pair_target[a:b]]
+            total += (counts.totals[i:j] * torch.logsumexp(logits, 1)).sum() - (counts.pair_count[a:b] * picked).sum()
     model.train(was_training)
-    return float(total) / float(counts.sum())
+    return float(total) / counts.examples
 
 
 def model_from_state(

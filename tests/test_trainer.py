@@ -139,6 +139,25 @@ def test_evaluate_matches_the_plain_mean_loss(tiny_dataset, tiny_config):
         assert t.evaluate(split) == pytest.approx(plain, rel=1e-5)
 
 
+def test_evaluation_counts_are_sparse_and_exact_for_a_large_alphabet():
+    """5,000 characters: the counts scale with the examples (no contexts x vocabulary table) and the loss is exact."""
+    from mlp_core.model import build_model
+    from mlp_core.trainer import context_counts, mean_loss
+
+    g = torch.Generator().manual_seed(0)
+    vocab = 5000
+    x = torch.randint(0, vocab, (3000, 3), generator=g)
+    x[::3] = x[0]  # many examples share one context, as in real data
+    y = torch.randint(0, vocab, (3000,), generator=g)
+    counts = context_counts(x, y, vocab)
+    assert counts.pair_count.numel() <= len(y) and counts.examples == len(y)
+    assert all(t.numel() < len(y) * 4 for t in (counts.totals, counts.pair_context, counts.pair_target))
+    model = build_model(vocab, TrainConfig(emb_dim=4, hidden=16, init="scaled")).eval()
+    with torch.no_grad():
+        plain = F.cross_entropy(model(x), y).item()
+    assert mean_loss(model, counts) == pytest.approx(plain, rel=1e-5)
+
+
 def test_best_state_tracks_the_minimum_dev_loss(tiny_dataset, tiny_config):
     t = _run(Trainer(tiny_config, tiny_dataset), 300)
     assert t.best_dev == min(e.dev_loss for e in t.evals)
