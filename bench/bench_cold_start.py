@@ -23,7 +23,7 @@ from pathlib import Path
 from common import ROOT, machine, table
 
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # noqa: E402  (the browser tests' helpers)
+from server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # the browser tests' helpers
 
 BARE_APP = 'import streamlit as st\n\nst.title("Hello")\n'
 
@@ -38,7 +38,12 @@ def first_paint(browser, script: Path) -> float:
     ]  # fmt: skip
     t0 = time.perf_counter()
     process = subprocess.Popen(
-        cmd, cwd=ROOT, env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=dict(os.environ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
     )
     try:
         url = f"http://127.0.0.1:{port}"

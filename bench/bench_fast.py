@@ -80,7 +80,9 @@ def main() -> None:
             xtr, ytr, 200_000, xdev, ydev, eval_every=1000, target=args.target, stop_at_target=True, seed=args.seed
         )
         base = b.time_to_target
-        print(f"baseline (seed {args.seed}): first dev <= {args.target} at step {b.step_at_target:,} after {base:.1f} s")
+        print(
+            f"baseline (seed {args.seed}): first dev <= {args.target} at step {b.step_at_target:,} after {base:.1f} s"
+        )
     else:
         base = args.skip_baseline
     table(

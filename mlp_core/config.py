@@ -166,7 +166,7 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
     return TrainConfig(**kwargs)
 
 
-# Presets. `lecture` is exactly the notebook's final setup. `fast` and `best` are tuned in
+# Presets. `lecture` is exactly the notebook's final setup. `fast`, `strong` and `best` are tuned in
 # bench/ (see bench/README.md for how they were chosen and what they reach).
 PRESETS: dict[str, TrainConfig] = {
     "lecture": TrainConfig(),
@@ -176,13 +176,31 @@ PRESETS: dict[str, TrainConfig] = {
         hidden=128,
         init="scaled",
         optimizer="adamw",
-        lr=0.02,
+        lr=0.03,
         schedule="cosine",
         warmup_steps=100,
         batch_size=256,
-        steps=1500,
+        steps=700,
         eval_every=100,
         seed=1,
+    ),
+    # WaveNet-lecture quality (dev <= 1.99) in a few seconds: `best`'s recipe without dropout (a short run does
+    # not overfit), a wider embedding, a schedule 14x shorter, and bf16 training steps (2x faster on this CPU).
+    "strong": TrainConfig(
+        block_size=8,
+        emb_dim=32,
+        hidden=512,
+        init="scaled",
+        optimizer="adamw",
+        lr=5e-3,
+        schedule="cosine",
+        warmup_steps=200,
+        weight_decay=0.1,
+        batch_size=256,
+        steps=3500,
+        eval_every=500,
+        seed=1,
+        precision="bf16",
     ),
     "best": TrainConfig(
         block_size=8,

@@ -521,7 +521,10 @@ def run(
     """Run (or resume) the sweep to the end; returns the final summary (the CLI's --json object)."""
     s, out = prepared.settings, Path(out).resolve()
     t0 = time.perf_counter()
-    local_cpus = max(1, math.ceil(s.cpus_per_trial * (s.concurrency or (os.cpu_count() or 1))))
+    # Local Ray gets the CPUs the trials ask for: concurrency x cpus-per-trial, else the machine's (at least
+    # one trial's worth, or a trial asking for more CPUs than the machine has would wait forever).
+    asked = math.ceil(s.cpus_per_trial * s.concurrency) if s.concurrency else 0
+    local_cpus = asked or max(os.cpu_count() or 1, math.ceil(s.cpus_per_trial))
     connected = _connect(address, local_cpus)
     import ray
 
