@@ -241,7 +241,8 @@ def _parse_header(data: bytes) -> tuple[dict[str, Any], int]:
         raise CheckpointError(PICKLE_MESSAGE)
     if n > MAX_HEADER_BYTES:
         raise CheckpointError(
-            f"not a safetensors checkpoint: its header length {n:,} is absurd (at most {MAX_HEADER_BYTES:,} bytes)"
+            "not a safetensors checkpoint (a .safetensors file starts with the length of a JSON header; "
+            "this file's first bytes are not one)"
         )
     if 8 + n > len(data):
         raise CheckpointError(f"truncated checkpoint: the header needs {n:,} bytes but only {len(data) - 8:,} follow")

@@ -348,7 +348,7 @@ class RunRegistry:
         return self.start_new_job(run_id, old.config, old.dataset, at.model, start_step=at.step, dataset_label=label)
 
     def resume_job(self, run_id: str) -> None:
-        """Resume (or restart after a stop) the run's current job, within the cap."""
+        """Resume the run's paused job, within the cap."""
         run = self._run(run_id)
         with self._lock, run.lock:
             if run.job is None:
@@ -399,7 +399,7 @@ class RunRegistry:
                 minutes = self.idle_timeout_s / 60
                 run.notice = (
                     f"Training was stopped because nobody looked at this run for {minutes:g} minutes; "
-                    "press Resume to go on."
+                    "its weights are kept: sample or download them, or continue from them on the Checkpoints page."
                 )
                 stopped.append(run.run_id)
         for run_id in forgotten:

@@ -114,7 +114,7 @@ def hostile_checkpoints(raw: bytes, model, marker) -> list[tuple[str, bytes, str
     cases += [
         ("evil.pt", pickle.dumps(Evil(marker)), PICKLED),
         ("evil.safetensors", pickle.dumps([Evil(marker)]), PICKLED),
-        ("evil-protocol-0.safetensors", pickle.dumps(Evil(marker), protocol=0), "header length .* is absurd"),
+        ("evil-protocol-0.safetensors", pickle.dumps(Evil(marker), protocol=0), "not a safetensors checkpoint"),
         ("evil-torch-save.pt", torch_saved({"W1": Evil(marker)}), PICKLED),
     ]
     for step in ("abc", -5, 2.5, 10**30, float("nan"), True, [7]):

@@ -186,14 +186,18 @@ HOSTILE = {
     "too short": (lambda r, m: b"abc", "too short"),
     "absurd header length": (
         lambda r, m: struct.pack("<Q", 2**40) + b"{}",
-        "header length 1,099,511,627,776 is absurd",
+        "not a safetensors checkpoint \\(a .safetensors file starts with the length",
     ),
-    "header just over the limit": (lambda r, m: struct.pack("<Q", 1024 * 1024 + 8) + b"{}" * 10, "is absurd"),
+    "header just over the limit": (
+        lambda r, m: struct.pack("<Q", 1024 * 1024 + 8) + b"{}" * 10,
+        "not a safetensors checkpoint \\(a .safetensors",
+    ),
     "header longer than the file": (lambda r, m: struct.pack("<Q", 100) + b"{}", "truncated checkpoint: the header"),
     "header not JSON": (lambda r, m: struct.pack("<Q", 8) + b"{not js}", "header is not JSON"),
     "header not UTF-8": (lambda r, m: struct.pack("<Q", 4) + b"{\xff\xfe}", "header is not JSON"),
     "header a JSON list": (lambda r, m: join([1, 2], b""), "not a JSON object"),  # type: ignore[arg-type]
-    "random bytes": (lambda r, m: random_bytes(4096, 1), "absurd"),
+    "random bytes": (lambda r, m: random_bytes(4096, 1), "not a safetensors checkpoint \\(a .safetensors"),
+    "a text file": (lambda r, m: b"emma\nolivia\nava\n" * 100, "not a safetensors checkpoint \\(a .safetensors"),
     "pickle": (lambda r, m: pickle.dumps({"W1": [1.0]}), PICKLED),
     "torch.save zip": (lambda r, m: torch_saved(m), PICKLED),
     "torch.save legacy pickle": (lambda r, m: torch_saved(m, legacy=True), PICKLED),
