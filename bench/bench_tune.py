@@ -35,6 +35,7 @@ from common import NAMES, ROOT, lecture_dataset, machine, table
 from mlp_core.config import PRESETS
 from mlp_core.trainer import Trainer
 
+BUDGET_STEPS = 6000
 BUDGET_SPACE = [
     "lr=0.003:0.03:log",
     "hidden=128:512:log",
@@ -180,7 +181,18 @@ def nodes(trials: int, steps: int) -> None:
 
 def budget(minutes: float, trials: int) -> None:
     params = [a for p in BUDGET_SPACE for a in ("--param", p)]
-    args = ["--preset", "fast", "--trials", str(trials), "--steps", "6000", "--concurrency", "2", "--quiet", *params]
+    args = [
+        "--preset",
+        "fast",
+        "--trials",
+        str(trials),
+        "--steps",
+        str(BUDGET_STEPS),
+        "--concurrency",
+        "2",
+        "--quiet",
+        *params,
+    ]
     t0 = time.perf_counter()
     result, out = sweep(ray_env(), *args, timeout=60 * minutes)
     wall = time.perf_counter() - t0
@@ -191,11 +203,11 @@ def budget(minutes: float, trials: int) -> None:
     if best is None:
         print("no trial finished within the budget")
         return
-    config = PRESETS["fast"].replace(**best["config"])
+    config = PRESETS["fast"].replace(steps=BUDGET_STEPS, **best["config"])
     print(f"best dev {best['dev_loss']:.4f} (goal <= 2.02) after {best['steps']} steps; swept values: {best['config']}")
     keys = ("block_size", "emb_dim", "hidden", "batch_size", "lr", "dropout", "steps")
     print(f"{'':<8}" + "".join(f"{k:>12}" for k in keys))
-    for name, c in [("best", config), *PRESETS.items()]:
+    for name, c in [("sweep", config), *PRESETS.items()]:
         print(f"{name:<8}" + "".join(f"{getattr(c, k):>12.4g}" for k in keys))
 
 

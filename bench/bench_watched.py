@@ -80,6 +80,17 @@ def descendants_of_children(pid: int) -> list[int]:
     return [d for child in descendants(pid, depth=1) for d in descendants(child)]
 
 
+def browser_cpu(server_pid: int) -> float:
+    """CPU seconds of this process's other children: Playwright's driver and Chromium's processes."""
+    total = 0.0
+    for pid in set(descendants(os.getpid())) - {server_pid, *descendants(server_pid)}:
+        try:
+            total += cpu_seconds(pid)
+        except (OSError, IndexError, ValueError):
+            continue  # a process that ended meanwhile
+    return total
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -152,9 +163,11 @@ def watched(browser, n: int, window: float, warmup: float) -> dict:
             page.evaluate(OBSERVER)
         steps0 = [page_step(p) for p in pages]
         cpu0, bytes0, t0 = cpu_seconds(server.pid), list(received), time.perf_counter()
+        browser0 = browser_cpu(server.pid)
         time.sleep(window)
         steps1 = [page_step(p) for p in pages]
         cpu1, bytes1, t1 = cpu_seconds(server.pid), list(received), time.perf_counter()
+        browser1 = browser_cpu(server.pid)
         stamps = [p.evaluate("() => window.__refreshes") for p in pages]
         # The jobs' workers are forked by the server's fork server: the server's grandchildren.
         children = set(descendants(server.pid)) - set(descendants_of_children(server.pid))
@@ -177,6 +190,7 @@ def watched(browser, n: int, window: float, warmup: float) -> dict:
         "per_session": [(b - a) / (t1 - t0) for a, b in zip(steps0, steps1, strict=True)],
         "cpu_per_refresh_ms": 1000 * (cpu1 - cpu0) / refreshes,
         "server_cpu_share": (cpu1 - cpu0) / (t1 - t0),
+        "browser_cpu_share": (browser1 - browser0) / (t1 - t0),
         "kib_per_refresh": sum(b - a for a, b in zip(bytes0, bytes1, strict=True)) / 1024 / refreshes,
         "refreshes": refreshes,
         "refresh_p95_s": p95,
@@ -207,7 +221,8 @@ def main() -> None:
                 f"{n} session(s): headless {base:,.0f} steps/s; watched {w['steps_per_sec']:,.0f} steps/s "
                 f"(per session {', '.join(f'{s:,.0f}' for s in w['per_session'])}); {w['refreshes']} refreshes, "
                 f"interval median {w['refresh_median_s']:.2f} s, p95 {w['refresh_p95_s']:.2f} s; server CPU "
-                f"{w['cpu_per_refresh_ms']:.0f} ms/refresh ({w['server_cpu_share']:.0%} of a core); "
+                f"{w['cpu_per_refresh_ms']:.0f} ms/refresh ({w['server_cpu_share']:.0%} of a core); browser "
+                f"{w['browser_cpu_share']:.0%} of a core; "
                 f"{w['kib_per_refresh']:.1f} KiB/refresh; server RSS {w['server_rss']:.0f} MB, per job "
                 f"{', '.join(f'{r:.0f}' for r in w['worker_rss'])} MB"
             )
