@@ -308,7 +308,11 @@ def _known(x: float | None) -> float | None:
 
 
 def _per_step(seconds: float) -> str:
-    return f"{seconds * 1000:.2g} ms" if seconds < 1 else f"{seconds:,.1f} s"
+    """0.25 ms, 3.1 ms, 42 ms, 230 ms, 1.5 s: two significant digits, never in e-notation."""
+    ms = seconds * 1000
+    if seconds >= 1:
+        return f"{seconds:,.1f} s"
+    return f"{ms:.2g} ms" if ms < 100 else f"{round(ms, -1):.0f} ms"
 
 
 def _duration(seconds: float) -> str:
