@@ -17,7 +17,7 @@ from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig
 from mlp_core.data import DatasetError, NamesDataset
 from mlp_core.job import DIVERGED, ERROR, FINISHED, PAUSED, RUNNING, STOPPED
 from mlp_core.registry import CapacityError, Run
-from mlp_core.trainer import estimate_step_seconds
+from mlp_core.trainer import estimate_run_seconds
 
 from . import datasets, state
 from .state import HP, Settings
@@ -206,28 +206,6 @@ def _confirmed_heavy(config: TrainConfig, dataset: NamesDataset) -> bool:
         "Press **Start** again to train it anyway, or lower the steps, batch size or model size.",
     )
     return False
-
-
-def estimate_run_seconds(config: TrainConfig, dataset: NamesDataset) -> float:
-    """A rough wall time for a whole run on this server: steps × the engine's timed step (estimate_step_seconds).
-
-    Timing a step of a big model would itself take long inside the click, so a step that the flop count
-    says takes over 50 ms is not timed: that count is close enough to warn. Small steps are timed three
-    times and the fastest kept: on a busy 2-core machine one timing was seen 50x off (12 ms for a 0.25 ms
-    step), and load only ever makes a timing slower.
-    """
-    guess = _flop_step_seconds(config, dataset.vocab.size)
-    if guess > 0.05:
-        return config.steps * guess
-    return config.steps * min(estimate_step_seconds(config, dataset, max_steps=8) for _ in range(3))
-
-
-def _flop_step_seconds(config: TrainConfig, vocab_size: int) -> float:
-    """~6 flops per weight and example (forward and backward) at a conservative one-thread CPU rate."""
-    d_in = config.block_size * config.emb_dim
-    dense = d_in * config.hidden + (config.hidden_layers - 1) * config.hidden**2 + config.hidden * vocab_size
-    gpu = config.device != "cpu" and torch.cuda.is_available()
-    return 2e-4 + 6.0 * config.batch_size * dense / (5e12 if gpu else 2e10)  # + the per-step overhead
 
 
 def _settle(job, leaving: str, timeout: float = 1.0) -> None:

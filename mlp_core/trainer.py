@@ -396,6 +396,28 @@ def estimate_step_seconds(config: TrainConfig, dataset: NamesDataset, max_steps:
     return (time.perf_counter() - t0) / (max_steps - 1)
 
 
+def estimate_run_seconds(config: TrainConfig, dataset: NamesDataset) -> float:
+    """A rough wall time for a whole run on this server: steps × a timed step (estimate_step_seconds).
+
+    Timing a step of a big model would itself take long inside the click, so a step that the flop count
+    says takes over 50 ms is not timed: that count is close enough to warn. Small steps are timed three
+    times and the fastest kept: on a busy 2-core machine one timing was seen 50x off (12 ms for a 0.25 ms
+    step), and load only ever makes a timing slower.
+    """
+    guess = flop_step_seconds(config, dataset.vocab.size)
+    if guess > 0.05:
+        return config.steps * guess
+    return config.steps * min(estimate_step_seconds(config, dataset, max_steps=8) for _ in range(3))
+
+
+def flop_step_seconds(config: TrainConfig, vocab_size: int) -> float:
+    """~6 flops per weight and example (forward and backward) at a conservative one-thread CPU rate."""
+    d_in = config.block_size * config.emb_dim
+    dense = d_in * config.hidden + (config.hidden_layers - 1) * config.hidden**2 + config.hidden * vocab_size
+    gpu = config.device != "cpu" and torch.cuda.is_available()
+    return 2e-4 + 6.0 * config.batch_size * dense / (5e12 if gpu else 2e10)  # + the per-step overhead
+
+
 def _clone_state(model: MLP) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 

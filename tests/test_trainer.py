@@ -264,3 +264,15 @@ def test_a_configuration_past_the_memory_budget_is_refused_before_allocating(tin
     monkeypatch.setenv("MLP_MAX_MEMORY_GB", "0.01")
     with pytest.raises(ValueError, match=r"the limit is 0\.01 GB"):
         Trainer(TrainConfig(hidden=16, emb_dim=2, device="cpu"), tiny_dataset)
+
+
+def test_run_time_estimate_is_positive_and_skips_timing_a_huge_step(tiny_dataset, tiny_config):
+    from mlp_core.trainer import estimate_run_seconds, flop_step_seconds
+
+    timed = estimate_run_seconds(tiny_config.replace(steps=1000), tiny_dataset)
+    assert 0 < timed < 1000  # a tiny model: well under a second a step, even on a busy machine
+    huge = tiny_config.replace(hidden=4096, emb_dim=512, batch_size=65536, steps=200_000)
+    assert flop_step_seconds(huge, tiny_dataset.vocab.size) > 0.05  # so it is estimated from the flop count alone
+    assert estimate_run_seconds(huge, tiny_dataset) == pytest.approx(
+        200_000 * flop_step_seconds(huge, tiny_dataset.vocab.size)
+    )
