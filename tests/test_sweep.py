@@ -315,7 +315,8 @@ def test_driver_sigkill_then_resume_keeps_finished_trials(words_file, tmp_path):
     out = tmp_path / "sweep"
     with ray_env() as env:
         env["TUNE_GLOBAL_CHECKPOINT_S"] = "0.5"
-        args = ["--data", str(words_file), "--trials", "3", "--steps", "2000", "--scheduler", "fifo"]
+        # Trials long enough (~several seconds each) that the kill lands while one runs, after another ended.
+        args = ["--data", str(words_file), "--trials", "3", "--steps", "6000", "--scheduler", "fifo"]
         proc = start_sweep(env, *args, "--concurrency", "1", "--out", str(out), "--json", "--quiet")
 
         def settled():

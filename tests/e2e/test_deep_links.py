@@ -14,7 +14,7 @@ import pytest
 from dashboard import layout
 
 from .server import streamlit_server
-from .ui import button
+from .ui import button, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -43,7 +43,8 @@ def test_deep_link_on_a_fresh_server(browser, page_info, tmp_path):
             body = page.locator("body").inner_text()
             assert "Page not found" not in body
             assert page.locator('[data-testid="stException"]').count() == 0
-            assert page.locator(".st-key-hp_hidden input").input_value() == "123"
+            hidden = page.locator(".st-key-hp_hidden input")
+            wait_until(lambda: hidden.input_value() == "123", 15)  # read once the page's first run has drawn it
             # Every other page is one click away in the sidebar.
             links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]')
             assert links.count() == len(layout.PAGES)

@@ -13,8 +13,8 @@ from .ui import button, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
-# Heavy enough that a step takes a while (a worker that was not ended would still be training), yet
-# short enough (a few minutes even on a busy machine) that Start does not first ask "this run would take very long: start anyway?".
+# Heavy enough that a step takes a while (a worker that was not ended would still be training), yet short
+# enough (a few minutes even on a busy machine) that Start does not first ask "this would take very long".
 HEAVY = "/?hidden=512&batch_size=1024&steps=3000&eval_every=100000"
 
 
