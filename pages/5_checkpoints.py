@@ -37,22 +37,39 @@ else:
         # leave the browser holding a revoked deferred-download id (every later click silently fails).
         on_click="ignore",
     )
-    st.caption(f"Run {label} · step {snap.step:,} ({snap.status}) · {snap.params:,} parameters · {dataset_label}")
 
-    st.subheader("The best-dev weights")
-    if snap.best_step is None:
-        st.caption(f"None yet: the first dev evaluation comes at step {snap.config.eval_every:,}.")
-    else:
-        st.markdown(
-            f"Run {label} had its lowest dev loss, **{snap.best_dev:.4f}**, at step **{snap.best_step:,}**"
-            + (f" (it is now at step {snap.step:,})." if snap.step != snap.best_step else ".")
-            + " Later steps can overfit: these weights are kept apart, to download, sample from or train on."
-        )
+    def live_summary(run_id: str, had_best: bool, was_active: bool) -> None:
+        """The run's step and best-dev weights, refreshed while it trains. The download buttons stay outside:
+        they build their file from the weights of the moment of the click, and a refreshing button can lose it."""
+        run = state.run_by_id(run_id)
+        if run is None or run.job is None:
+            return
+        snap = run.job.snapshot()
+        st.caption(f"Run {label} · step {snap.step:,} ({snap.status}) · {snap.params:,} parameters · {dataset_label}")
+        st.subheader("The best-dev weights")
+        if snap.best_step is None:
+            st.caption(f"None yet: the first dev evaluation comes at step {snap.config.eval_every:,}.")
+        else:
+            st.markdown(
+                f"Run {label} had its lowest dev loss, **{snap.best_dev:.4f}**, at step **{snap.best_step:,}**"
+                + (f" (it is now at step {snap.step:,})." if snap.step != snap.best_step else ".")
+                + " Later steps can overfit: these weights are kept apart, to download, sample from or train on."
+            )
+        if (snap.best_step is not None) != had_best or snap.active != was_active:
+            st.rerun()  # the buttons below depend on these: one full rerun draws them
+
+    st.fragment(live_summary, run_every=state.REFRESH_S if snap.active else None)(
+        run.run_id, snap.best_step is not None, snap.active
+    )
+    if snap.best_step is not None:
         b1, b2, b3 = st.columns(3)
         b1.download_button(
             "Download the best-dev weights",
             data=lambda: models.job_checkpoint(run, job, label, dataset_label, best=True),
-            file_name=f"makemore_mlp_{label.strip('#')}_best_step{snap.best_step}.safetensors",
+            # While it trains, the best step can move on before the click: only a settled run names it.
+            file_name=f"makemore_mlp_{label.strip('#')}_best"
+            + ("" if snap.status == RUNNING else f"_step{snap.best_step}")
+            + ".safetensors",
             mime="application/octet-stream",
             key="btn_download_best",
             on_click="ignore",  # as above
@@ -68,8 +85,8 @@ else:
             key="btn_best_continue",
             on_click=lambda: continue_from_best(),
             disabled=not state.drives(run),
-            help=f"A new run that starts from the step-{snap.best_step:,} weights and trains to step "
-            f"{snap.config.steps:,} with this run's settings and data (this run ends, as with Start)",
+            help="A new run that starts from the best-dev weights, at the step they were evaluated, and trains to "
+            f"step {snap.config.steps:,} with this run's settings and data (this run ends, as with Start)",
         )
     outcome = ss.pop(state.BEST_TRAIN_OUTCOME, None)
     if outcome is not None:

@@ -53,6 +53,24 @@ def test_train_vs_dev_refreshes_while_the_run_trains(context, server_url):
     stop_run(page)
 
 
+def test_checkpoints_page_follows_the_run_and_its_best_dev_weights(context, server_url):
+    page = context.new_page()
+    start_run(page, server_url)
+    go_to(page, "Checkpoints")
+
+    def shown_step() -> int:
+        caption = page.get_by_text(re.compile(r"^Run #\d+ · step [\d,]+")).first
+        match = re.search(r"step ([\d,]+)", caption.inner_text()) if caption.count() else None
+        return int(match.group(1).replace(",", "")) if match else -1
+
+    first = wait_until(lambda: shown_step() > 0 and shown_step(), 60)
+    wait_until(lambda: shown_step() > first, 60)  # no click: the page follows the run
+    # The first dev evaluation appears by itself, with the buttons for those weights.
+    button(page, "btn_download_best").wait_for(timeout=60_000)
+    no_exception(page)
+    stop_run(page)
+
+
 def test_a_shared_link_is_read_only_until_take_over_and_the_first_browser_is_told(browser, server_url):
     a = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     b = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
