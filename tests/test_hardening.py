@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+from test_cli import run_main
 
 from mlp_core import cli
 from mlp_core.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoint
@@ -53,15 +54,6 @@ def process_alive(pid: int | None) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
-
-
-def run_main(argv: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        code = cli.main(argv)
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.fixture
