@@ -7,6 +7,7 @@ reattach after a reload and reopen any past sweep. No Streamlit import here.
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mlp_core import data
+from mlp_core.cli import STOP_WITH_PARENT
 from mlp_core.sweep import SUMMARY_FILE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,6 +40,7 @@ class SweepLauncher:
         self._lock = threading.Lock()
         self._proc: subprocess.Popen | None = None
         self._dir: Path | None = None
+        atexit.register(self.shutdown)  # a server that exits takes its sweep (and that sweep's Ray) with it
 
     def running(self) -> Path | None:
         """The running sweep's directory, or None."""
@@ -57,10 +60,12 @@ class SweepLauncher:
             words_path = data.write_words(words, out / WORDS_FILE)
             cmd = [sys.executable, "-m", "mlp_core", "sweep", "--data", str(words_path), *args]
             cmd += ["--out", str(out), "--quiet", "--json"]
+            # The driver ends with this server, even one killed with SIGKILL (it watches its parent).
+            env = {**os.environ, STOP_WITH_PARENT: str(os.getpid())}
             with open(out / LOG_FILE, "wb") as log:
                 # Its own session: Streamlit's reruns, and a Stop's SIGINT, reach only this driver and its Ray.
                 self._proc = subprocess.Popen(
-                    cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+                    cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
                 )
             self._dir = out
             return out
@@ -70,6 +75,19 @@ class SweepLauncher:
         with self._lock:
             if self._proc is not None and self._proc.poll() is None:
                 self._proc.send_signal(signal.SIGINT)
+
+    def shutdown(self, grace_s: float = 20.0) -> None:
+        """End the driver and its local Ray (at server exit): Ctrl-C, then its whole process group."""
+        self.stop()
+        with self._lock:
+            proc = self._proc
+        if proc is None or proc.poll() is not None:
+            return
+        try:
+            proc.wait(grace_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: only the driver and the Ray it started
+            proc.wait(10)
 
     def failure(self, sweep_dir: Path) -> str | None:
         """The driver's last output line if it ended with an error for this sweep (e.g. a refused setting)."""

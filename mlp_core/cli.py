@@ -11,7 +11,9 @@ import argparse
 import json
 import math
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import fields
@@ -316,6 +318,21 @@ def _parse_years(args: argparse.Namespace) -> tuple[int, int]:
 
 
 # ---------------------------------------------------------------------------- sweep
+# The dashboard sets this to its own pid when it starts a sweep driver: the sweep then ends with the server.
+STOP_WITH_PARENT = "MLP_STOP_WITH_PARENT"
+
+
+def _stop_with_parent(parent_pid: int) -> None:
+    """Ctrl-C this process (a clean, resumable end of the sweep) once the process that started it is gone."""
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os.kill(os.getpid(), signal.SIGINT)
+
+    threading.Thread(target=watch, name="stop-with-parent", daemon=True).start()
+
+
 def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
     # Ray is imported by mlp_core.sweep only once a sweep really starts: every check below runs without it.
     from . import sweep
@@ -339,6 +356,8 @@ def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
         )
         out = args.out or Path("sweeps") / time.strftime("sweep-%Y%m%d-%H%M%S")
         prepared = sweep.prepare(settings)
+    if os.environ.get(STOP_WITH_PARENT, "").isdigit():
+        _stop_with_parent(int(os.environ[STOP_WITH_PARENT]))
     address = args.address or os.environ.get("RAY_ADDRESS") or None
     if address:
         sweep.check_address(address)  # before the sweep directory exists: a bad address starts nothing

@@ -60,23 +60,29 @@ def ray_env() -> Iterator[dict[str, str]]:
         kill_marked(f"HOME={home}")
 
 
+def marked_pids(marker: str) -> list[int]:
+    """Processes (other than this one) whose environment holds `marker`, e.g. a ray_env's HOME=..."""
+    me, found = os.getpid(), []
+    for pid in _pids():
+        if pid == me:
+            continue
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if marker.encode() in environ:
+            found.append(pid)
+    return found
+
+
 def kill_marked(marker: str) -> None:
-    me = os.getpid()
     for _ in range(3):
-        found = False
-        for pid in _pids():
-            if pid == me:
-                continue
-            try:
-                environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            if marker.encode() in environ:
-                found = True
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
+        found = marked_pids(marker)
         if not found:
             return
+        for pid in found:
+            with contextlib.suppress(OSError):
+                os.kill(pid, signal.SIGKILL)
         time.sleep(0.5)
 
 

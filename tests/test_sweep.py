@@ -26,6 +26,7 @@ from tests.sweep_support import (
     descendants,
     is_loopback,
     listening_addresses,
+    marked_pids,
     ray_env,
     require_isolated_network,
     start_sweep,
@@ -334,6 +335,50 @@ def test_driver_sigkill_then_resume_keeps_finished_trials(words_file, tmp_path):
     assert result["trials"] == 3 and result["completed"] == 3
     for tid, entry in before.items():  # finished before the kill: kept, not run again
         assert trials[tid]["started"] == entry["started"] and trials[tid]["pid"] == entry["pid"]
+
+
+# A dashboard server in miniature: it starts a sweep the way the Sweep page does, says the driver's pid, waits.
+SERVER = """
+import sys, time
+from dashboard.sweep_runs import SweepLauncher
+from mlp_core import data
+launcher = SweepLauncher()
+launcher.start(data.load_words(sys.argv[1]), ["--preset", "fast", "--trials", "2", "--steps", "1000000",
+               "--concurrency", "1", "--scheduler", "fifo"])
+print(launcher._proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_dashboard_sweep_ends_with_its_server_even_one_killed(words_file, tmp_path):
+    """The Sweep page's driver (and the Ray it started) must not outlive a server that died with SIGKILL."""
+    require_isolated_network()
+    with ray_env() as env:
+        env["MLP_SWEEP_DIR"] = str(tmp_path / "sweeps")
+        server = subprocess.Popen(
+            [sys.executable, "-c", SERVER, str(words_file)], cwd=REPO, env=env, stdout=subprocess.PIPE, text=True
+        )
+        driver = int(server.stdout.readline())
+        (sweep_dir,) = (tmp_path / "sweeps").iterdir()
+
+        def trial_running() -> bool:
+            summary = sweep.read_summary(sweep_dir)
+            return bool(summary) and any(t["status"] == "running" for t in summary["trials"].values())
+
+        deadline = time.monotonic() + 90
+        while not trial_running():
+            assert time.monotonic() < deadline and server.poll() is None, "the sweep never started a trial"
+            time.sleep(0.2)
+        server.kill()  # SIGKILL: no atexit, nothing of the server runs again
+        server.wait(10)
+        marker = f"HOME={env['HOME']}"
+        deadline = time.monotonic() + 90
+        while marked_pids(marker):
+            assert time.monotonic() < deadline, [cmdline(p) for p in marked_pids(marker)]
+            time.sleep(0.5)
+        stat = Path(f"/proc/{driver}/stat")
+        # Gone, or a zombie waiting for whoever adopted it (its killed parent can no longer reap it).
+        assert not stat.exists() or stat.read_text().rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 # ---------------------------------------------------------------------------- the page and its charts (no Ray)
