@@ -10,7 +10,7 @@ at both ends of the window). Alongside: the server process's CPU seconds per ref
 refresh, the refresh intervals the page saw (a MutationObserver on the step metric), and the RSS of the
 server's worker processes per job.
 
-    python bench/bench_watched.py [--sessions 1 4] [--window 20] [--warmup 5]
+    python bench/bench_watched.py [--sessions 1 4] [--window 20] [--warmup 5] [--streamlit-gc]
 
 The lecture config (batch 32, SGD) with 10M steps: it trains for the whole window.
 """
@@ -121,13 +121,13 @@ def page_step(page) -> int:
     return int(text.replace(",", "") or 0)
 
 
-def watched(browser, n: int, window: float, warmup: float) -> dict:
+def watched(browser, n: int, window: float, warmup: float, flags: tuple[str, ...] = ()) -> dict:
     """n browser sessions, each starting its own run on the Train page; what the server and pages did."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "streamlit", "run", "app.py",
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
+        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *flags,
     ]  # fmt: skip
     env = {**os.environ, "MLP_MAX_JOBS": str(max(4, n)), "MLP_IDLE_TIMEOUT": "600"}
     server = subprocess.Popen(
@@ -147,7 +147,7 @@ def watched(browser, n: int, window: float, warmup: float) -> dict:
                 ws.on("framereceived", lambda payload: received.__setitem__(i, received[i] + len(payload)))
 
             page.on("websocket", on_ws)
-            page.goto(f"{url}/?steps={STEPS}&seed={i + 1}")
+            page.goto(f"{url}/?steps={STEPS}&seed={i + 1}", timeout=120_000)
             start = page.locator(".st-key-btn_start button").first
             start.wait_for(timeout=60_000)
             start.click()
@@ -200,11 +200,28 @@ def watched(browser, n: int, window: float, warmup: float) -> dict:
     }
 
 
+def report(n: int, label: str, base: float, w: dict) -> None:
+    print(
+        f"{n} session(s){label}: headless {base:,.0f} steps/s; watched {w['steps_per_sec']:,.0f} steps/s "
+        f"(per session {', '.join(f'{s:,.0f}' for s in w['per_session'])}); {w['refreshes']} refreshes, "
+        f"interval median {w['refresh_median_s']:.2f} s, p95 {w['refresh_p95_s']:.2f} s; server CPU "
+        f"{w['cpu_per_refresh_ms']:.0f} ms/refresh ({w['server_cpu_share']:.0%} of a core); browser "
+        f"{w['browser_cpu_share']:.0%} of a core; {w['kib_per_refresh']:.1f} KiB/refresh; "
+        f"server RSS {w['server_rss']:.0f} MB, per job {', '.join(f'{r:.0f}' for r in w['worker_rss'])} MB"
+    )
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--sessions", type=int, nargs="+", default=[1, 4])
     p.add_argument("--window", type=float, default=20.0, help="seconds measured")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of training before the window")
+    p.add_argument(
+        "--streamlit-gc",
+        action="store_true",
+        help="also watch with Streamlit's default runner.postScriptGC=true (a full gc.collect after every rerun; "
+        "our .streamlit/config.toml turns it off)",
+    )
     args = p.parse_args()
     if not os.path.exists(CHROMIUM):
         sys.exit(f"bench: {CHROMIUM} is missing")
@@ -216,19 +233,13 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for n in args.sessions:
             base = headless(n, args.window, args.warmup)
-            w = watched(browser, n, args.window, args.warmup)
-            print(
-                f"{n} session(s): headless {base:,.0f} steps/s; watched {w['steps_per_sec']:,.0f} steps/s "
-                f"(per session {', '.join(f'{s:,.0f}' for s in w['per_session'])}); {w['refreshes']} refreshes, "
-                f"interval median {w['refresh_median_s']:.2f} s, p95 {w['refresh_p95_s']:.2f} s; server CPU "
-                f"{w['cpu_per_refresh_ms']:.0f} ms/refresh ({w['server_cpu_share']:.0%} of a core); browser "
-                f"{w['browser_cpu_share']:.0%} of a core; "
-                f"{w['kib_per_refresh']:.1f} KiB/refresh; server RSS {w['server_rss']:.0f} MB, per job "
-                f"{', '.join(f'{r:.0f}' for r in w['worker_rss'])} MB"
-            )
-            rows.append(
-                (f"{n} session(s): total steps/s", base, w["steps_per_sec"], "steps/s (ratio: watched/headless)")
-            )
+            variants = [("", ())]
+            if args.streamlit_gc:
+                variants.insert(0, (", Streamlit's post-run GC on", ("--runner.postScriptGC", "true")))
+            for label, flags in variants:
+                w = watched(browser, n, args.window, args.warmup, flags)
+                report(n, label, base, w)
+                rows.append((f"{n} session(s){label}", base, w["steps_per_sec"], "steps/s (watched/headless)"))
         browser.close()
     table("A job's steps/s: headless vs watched on the Train page (lecture config)", rows, higher_is_better=True)
 

@@ -125,7 +125,7 @@ def test_bf16_precision_trains_like_fp32_but_not_bit_for_bit():
 @pytest.mark.lecture_data
 @pytest.mark.skipif(not NAMES.exists(), reason="needs ../shared/data/names.txt")
 def test_fast_preset_reaches_the_lectures_dev_loss_on_names():
-    """The whole fast preset (1,500 steps, about a second) beats the lecture's 2.17 on its own split."""
+    """The whole fast preset (700 steps, under a second) beats the lecture's 2.17 on its own split."""
     c = preset("fast").replace(device="cpu")
     ds = data.make_dataset(data.load_words(NAMES), block_size=c.block_size, split_seed=c.split_seed)
     t = Trainer(c, ds)
