@@ -6,12 +6,15 @@ background. The other pages are in pages/; dashboard/layout.py sets up every pag
 
 import streamlit as st
 
-from dashboard import charts, layout, sidebar, state
-from mlp_core.baselines import baselines_for
+from dashboard import layout
 
-layout.setup_page()
+# The heading first, the heavy imports (torch, pandas, plotly) after it: on a fresh server the browser
+# shows the page while they load (bench/bench_cold_start.py).
+layout.setup_page("Train")
 
-st.title("Train")
+from dashboard import charts, sidebar, state  # noqa: E402
+from mlp_core.baselines import baselines_for  # noqa: E402
+
 run = state.current_run()
 if run.job is None:
     st.info(

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -23,46 +22,27 @@ from pathlib import Path
 from common import ROOT, machine, table
 
 sys.path.insert(0, str(ROOT / "tests" / "e2e"))
-from server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # the browser tests' helpers
+from server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # the browser tests' helpers
 
 BARE_APP = 'import streamlit as st\n\nst.title("Hello")\n'
 
 
-def first_paint(browser, script: Path) -> float:
-    """Seconds from `streamlit run script` to its first h1 visible in a new browser context."""
-    port = free_port()
-    cmd = [
-        sys.executable, "-m", "streamlit", "run", str(script),
-        "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
-        "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none",
-    ]  # fmt: skip
+def first_paint(browser, script: Path) -> tuple[float, float]:
+    """Seconds from `streamlit run script` to its first h1 visible, and to the sidebar's Start button (if any)."""
     t0 = time.perf_counter()
-    process = subprocess.Popen(
-        cmd,
-        cwd=ROOT,
-        env=dict(os.environ),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        wait_healthy(url, process)
+    with streamlit_server(script=script) as url:
         context = browser.new_context(viewport={"width": 1400, "height": 1000})
         try:
             page = context.new_page()
             page.goto(url)
             page.locator("h1").first.wait_for(state="visible", timeout=120_000)
-            return time.perf_counter() - t0
+            heading = time.perf_counter() - t0
+            start = page.locator(".st-key-btn_start button")
+            if script.name == "app.py":
+                start.first.wait_for(state="visible", timeout=120_000)
+            return heading, time.perf_counter() - t0
         finally:
             context.close()
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
 
 
 def main() -> None:
@@ -80,19 +60,27 @@ def main() -> None:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         first_paint(browser, bare)  # warm the disk cache for both (Python, Streamlit, torch files)
         first_paint(browser, ROOT / "app.py")
-        times: dict[str, list[float]] = {"bare": [], "dashboard": []}
+        times: dict[str, list[tuple[float, float]]] = {"bare": [], "dashboard": []}
         for _ in range(args.repeats):
             times["bare"].append(first_paint(browser, bare))
             times["dashboard"].append(first_paint(browser, ROOT / "app.py"))
         browser.close()
     for name, ts in times.items():
-        print(f"{name}: {', '.join(f'{t:.2f}' for t in ts)} s")
-    base, ours = statistics.median(times["bare"]), statistics.median(times["dashboard"])
+        headings, controls = (", ".join(f"{x:.2f}" for x in xs) for xs in zip(*ts, strict=True))
+        print(f"{name}: heading {headings} s; controls {controls} s")
+    base = statistics.median(h for h, _ in times["bare"])
+    ours = statistics.median(h for h, _ in times["dashboard"])
+    controls = statistics.median(c for _, c in times["dashboard"])
     table(
         "Cold start: server launch -> first heading visible (median)",
-        [("bare one-line app vs the dashboard", base, ours, "s")],
+        [
+            ("bare one-line app vs the dashboard: heading", base, ours, "s"),
+            ("bare app's heading vs the dashboard's Start button", base, controls, "s"),
+        ],
     )
-    print(f"dashboard / bare = {ours / base:.2f} (target <= 2)")
+    print(
+        f"dashboard / bare = {ours / base:.2f} to the heading (target <= 2), {controls / base:.2f} to usable controls"
+    )
 
 
 if __name__ == "__main__":

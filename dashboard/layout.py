@@ -13,12 +13,12 @@ file name without the number prefix (`pages/1_lr-sweep.py` -> `/lr-sweep`).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
-from mlp_core.registry import Run
-
-from . import sidebar, state
+if TYPE_CHECKING:
+    from mlp_core.registry import Run
 
 
 @dataclass(frozen=True)
@@ -48,14 +48,23 @@ PAGES: tuple[Page, ...] = (
 )
 
 
-def setup_page() -> Run:
-    """Run first on every page: the page config, this session's run, the sidebar, the URL, the notices."""
+def setup_page(heading: str | None = None) -> Run:
+    """Run first on every page: the page config, the links, the heading, this session's run, the sidebar, the URL.
+
+    What needs no torch is drawn first: a fresh server imports torch (~1 s) on its first page run, and the
+    browser shows the page's links and heading meanwhile (the first page, app.py, defers its own heavy
+    imports until after this call for the same reason).
+    """
     st.set_page_config(page_title="makemore MLP explorer", page_icon=":material/neurology:", layout="wide")
-    run = state.start_session()
-    settings = state.current_settings()
     with st.sidebar:
         for page in PAGES:
             st.page_link(page.path, label=page.label, icon=page.icon)
+    if heading is not None:
+        st.title(heading)
+    from . import sidebar, state  # here, after the first paint: they import torch
+
+    run = state.start_session()
+    settings = state.current_settings()
     sidebar.render(run, settings)
     state.sync_url(state.current_settings(), run.run_id)
     state.show_notices()

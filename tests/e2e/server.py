@@ -45,11 +45,13 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout: float = 90) -> No
 
 
 @contextlib.contextmanager
-def streamlit_server(env: dict[str, str] | None = None, log_path: Path | None = None) -> Iterator[str]:
-    """Yield the base URL of a fresh dashboard server; kill it (and only it) afterwards."""
+def streamlit_server(
+    env: dict[str, str] | None = None, log_path: Path | None = None, script: str | Path = "app.py"
+) -> Iterator[str]:
+    """Yield the base URL of a fresh server of `script` (default: the dashboard); kill it (and only it) afterwards."""
     port = free_port()
     cmd = [
-        sys.executable, "-m", "streamlit", "run", "app.py",
+        sys.executable, "-m", "streamlit", "run", str(script),
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false",
         # No file watcher: other edits in the checkout (and inotify overflows) made Streamlit unload modules
