@@ -503,7 +503,8 @@ class TrainingJob:
             self._embedding_steps = [s for s in u.embedding_steps if s in self._embeddings]
             self._embeddings = {s: self._embeddings[s] for s in self._embedding_steps}
         if u.diagnostics is not None:
-            self._diagnostics = u.diagnostics
+            start, points = u.diagnostics
+            self._diagnostics = self._diagnostics[:start] + points
         if u.weights is not None:
             self._weights_step = u.weights[0]
             self._weights = {k: torch.from_numpy(v) for k, v in u.weights[1].items()}

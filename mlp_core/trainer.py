@@ -233,7 +233,9 @@ class Trainer:
         forward = model.forward  # skips nn.Module.__call__'s hook machinery: no hooks are used here
         # bf16 autocast around the forward only: the backward follows the forward's dtypes, the fp32 master
         # weights get fp32 grads, and the loss (cross_entropy autocasts to fp32) stays comparable.
-        bf16 = self.config.precision == "bf16"
+        precision = contextlib.nullcontext()
+        if self.config.precision == "bf16":
+            precision = torch.autocast(self.device.type, dtype=torch.bfloat16)
         losses = []
         no_grad = torch.no_grad()
         with _spare_a_core():
@@ -243,10 +245,7 @@ class Trainer:
                 for j in range(len(ix)):
                     i = start + j
                     lr = self.lr_at(self.step + i) if lrs is None else lrs[i]
-                    if bf16:
-                        with torch.autocast(self.device.type, dtype=torch.bfloat16):
-                            loss = F.cross_entropy(forward(xs[j]), ys[j])
-                    else:
+                    with precision:
                         loss = F.cross_entropy(forward(xs[j]), ys[j])
                     # autograd.grad instead of backward(): no .grad to accumulate into and zero again.
                     grads = torch.autograd.grad(loss, params)

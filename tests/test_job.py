@@ -306,3 +306,19 @@ def test_lr_sweep_in_a_background_task(tiny_dataset, tiny_config):
     exponents, losses = task.progress.partial
     assert len(exponents) == len(losses) == 60
     assert -3 <= result.suggested_exponent <= 0
+
+
+def test_the_snapshot_carries_the_trainers_diagnostics_across_the_process(tiny_dataset, tiny_config):
+    """Sent as increments, through the thinning of a long run: the job ends up with exactly the trainer's list."""
+    config = tiny_config.replace(steps=600, eval_every=2)  # 300 probes: the list is thinned twice on the way
+    here = Trainer(config, tiny_dataset)
+    while not here.finished:
+        here.advance(config.steps)
+    job = TrainingJob(config, tiny_dataset)
+    job.start()
+    assert job.wait(120)
+    got = job.snapshot().diagnostics
+    assert [p.step for p in got] == [p.step for p in here.diagnostics]
+    has_map = [p.layers[0].saturation_map is not None for p in got]
+    assert has_map == [p.layers[0].saturation_map is not None for p in here.diagnostics]
+    assert has_map[0] and has_map[-1] and not any(has_map[1:-1])
