@@ -56,7 +56,7 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
     best_at = f"at step {snap.best_step:,}" if snap.best_step is not None else None
     c[3].metric("best dev", state.fmt_loss(snap.best_dev), best_at, "off", delta_arrow="off")
     c[4].metric("steps/s", f"{snap.steps_per_sec:,.0f}" if snap.steps_per_sec else "—")
-    alert = getattr(snap, "alert", "") or ""
+    alert = snap.alert
     if alert and snap.active:
         st.warning(f"{alert[:1].upper()}{alert[1:]}.", icon=":material/warning:")
         if state.drives(run):

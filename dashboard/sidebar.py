@@ -249,8 +249,8 @@ def _status(run: Run) -> None:
             f"{_speed(snap)}  \n**{snap.params:,}** parameters  \n"
             f"batch loss **{state.fmt_loss(snap.last_loss)}** · best dev **{state.fmt_loss(snap.best_dev)}**"
         )
-    alert = getattr(snap, "alert", "") or ""
-    if alert and snap.active:
+    if snap.alert and snap.active:
+        alert = snap.alert
         st.warning(f"{alert[:1].upper()}{alert[1:]}. **Stop** ends the run.", icon=":material/warning:")
     if snap.status == DIVERGED:
         st.error(snap.message)
@@ -263,20 +263,14 @@ def _status(run: Run) -> None:
 
 
 def _speed(snap) -> str:
-    """Speed, time per step and ETA; before the first chunk ends, that the first steps are under way."""
-    per_step = _known(getattr(snap, "seconds_per_step", None))
-    if per_step is None and snap.steps_per_sec > 0:
-        per_step = 1 / snap.steps_per_sec
+    """Speed, time per step and ETA; before the first step ends, that the first steps are under way."""
+    per_step = _known(snap.seconds_per_step)
     elapsed = f"**{_duration(snap.elapsed)}** elapsed"
-    if snap.status == RUNNING and not per_step:
-        return f"first steps under way… (no step has finished yet) · {elapsed}"
-    if not per_step:
-        return elapsed
-    eta = _known(getattr(snap, "eta_seconds", None))
-    if eta is None and snap.status in (RUNNING, PAUSED):
-        eta = (snap.total_steps - snap.step) * per_step
+    if per_step is None:
+        return f"first steps under way… (no step has finished yet) · {elapsed}" if snap.status == RUNNING else elapsed
+    eta = _known(snap.eta_seconds)  # known while the run is active
     rate = f"**{1 / per_step:,.0f}** steps/s" if per_step < 1 else f"**{_per_step(per_step)}** per step"
-    left = f" · about **{_duration(eta)}** left" if eta is not None and math.isfinite(eta) and snap.active else ""
+    left = f" · about **{_duration(eta)}** left" if eta is not None else ""
     return f"{rate} · lr **{snap.lr:.2g}** · {elapsed}{left}"
 
 

@@ -36,14 +36,10 @@ def fresh_point(config: TrainConfig, dataset: NamesDataset) -> DiagnosticsPoint:
 
 
 def run_points(job) -> list[DiagnosticsPoint]:
-    """The run's probes: from its snapshot, else from its trainer, else measured now on the current weights."""
+    """The run's probes from its snapshot; measured now on the current weights if it has none yet."""
     snap = job.snapshot()
-    points = getattr(snap, "diagnostics", None)
-    if points is None:
-        trainer = getattr(job, "trainer", None)
-        points = getattr(trainer, "diagnostics", None)
-    points = list(points or ())
-    if not points:  # a job that does not carry diagnostics: measure its current weights now
+    points = list(snap.diagnostics)
+    if not points:  # e.g. a job whose worker has not sent its first update yet
         model: MLP = job.current_model()
         ds = job.dataset.with_block_size(job.config.block_size)
         points.append(probe(model, *probe_batch(ds), step=snap.step, lr=snap.lr))
