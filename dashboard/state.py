@@ -236,23 +236,21 @@ def setting_errors() -> dict[str, str]:
     """
     ss, errors = st.session_state, {}
     for name, b in BOUNDS.items():
-        if HP + name not in ss:
-            continue
-        value = ss[HP + name]
-        low, high = b.low, min(b.high, JS_MAX_INT)
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-        if ok and isinstance(b.low, int) and isinstance(b.high, int):
-            ok = float(value).is_integer()
-        if not ok:
-            label = FIELD_LABELS.get(name, name)
-            errors[name] = f"{label} must be between {_num(low)} and {_num(high)}; it is {_num(value)}."
+        if HP + name in ss:
+            integer = isinstance(b.low, int) and isinstance(b.high, int)
+            error = range_error(FIELD_LABELS.get(name, name), ss[HP + name], *numeric_bounds(name), integer=integer)
+            if error:
+                errors[name] = error
     return errors
 
 
-def range_error(label: str, value: Any, low: float, high: float) -> str:
-    """ "" when low <= value <= high, else a one-line message naming the field and its range (for inputs
-    without a browser-side min/max, which would keep an out-of-range number on screen but never send it)."""
+def range_error(label: str, value: Any, low: float, high: float, integer: bool = False) -> str:
+    """ "" when low <= value <= high (and whole, if integer), else a one-line message naming the field and its
+    range (for inputs without a browser-side min/max, which would keep an out-of-range number on screen but
+    never send it)."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
+    if ok and integer:
+        ok = float(value).is_integer()
     return "" if ok else f"{label} must be between {_num(low)} and {_num(high)}; it is {_num(value)}."
 
 
