@@ -336,16 +336,21 @@ class RunRegistry:
     def continue_job(self, run_id: str, which: str = "best", dataset_label: str = "") -> TrainingJob:
         """A new job for the run from its current job's best-dev ("best") or latest ("current") weights, started.
 
-        The new job's step, so its lr schedule, resumes at the step of those weights.
+        The new job's step, so its lr schedule, resumes at the step of those weights (`TrainingJob.continue_from`).
+        Its default label says where it came from.
         """
         run = self._run(run_id)
         old = run.job
         if old is None:
             raise ValueError("there is no run to continue: press Start first")
-        at = old.best_weights() if which == "best" else None
-        at = at or old.current_weights()
-        label = dataset_label or run.dataset_label
-        return self.start_new_job(run_id, old.config, old.dataset, at.model, start_step=at.step, dataset_label=label)
+        with self._lock:
+            self._require_slot(run, replacing=old)  # refuse early rather than build for nothing
+        job = old.continue_from(which, on_finish=run._job_ended)
+        if not dataset_label:
+            weights = "best-dev weights" if which == "best" and old.best_weights() is not None else "latest weights"
+            dataset_label = f"{run.dataset_label} from {run.job_label}'s {weights} (step {job.snapshot().step:,})"
+        self.start_job(run_id, job, dataset_label)
+        return job
 
     def resume_job(self, run_id: str) -> None:
         """Resume the run's paused job, within the cap."""

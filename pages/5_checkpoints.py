@@ -118,20 +118,11 @@ if uploaded is not None:
 def continue_from_best() -> None:
     """Callback: a new job from the current job's best-dev weights, at the step they were evaluated."""
     run = state.current_run()
-    job = run.job
-    snap = job.snapshot() if job is not None else None
-    if snap is None or snap.best_step is None:
+    if run.job is None or run.job.snapshot().best_step is None:
         return
     try:
-        state.registry().start_new_job(
-            run.run_id,
-            job.config,
-            job.dataset,
-            job.best_model(),
-            start_step=snap.best_step,
-            dataset_label=f"{run.dataset_label} from {run.job_label}'s best dev (step {snap.best_step:,})",
-        )
-        message = f"Training on from step {snap.best_step:,} (the best-dev weights): see the Train page."
+        job = state.registry().continue_job(run.run_id, "best")
+        message = f"Training on from step {job.snapshot().step:,} (the best-dev weights): see the Train page."
         st.session_state[state.BEST_TRAIN_OUTCOME] = ("ok", message)
     except (DatasetError, CapacityError, ValueError, RuntimeError) as exc:
         st.session_state[state.BEST_TRAIN_OUTCOME] = ("error", str(exc))
