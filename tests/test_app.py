@@ -70,6 +70,14 @@ def train_tiny(at: AppTest, **overrides) -> AppTest:
     return at.run()
 
 
+def start_long_tiny(at: AppTest):
+    """Set the tiny config with a million steps (it trains through the whole test), press Start; its job."""
+    for key, value in {**TINY, "hp_steps": 1_000_000}.items():
+        at.number_input(key=key).set_value(value)
+    at.button(key="btn_start").click().run()
+    return run_of(at).job
+
+
 def texts(elements) -> str:
     return " | ".join(str(e.value) for e in elements)
 

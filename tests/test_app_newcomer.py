@@ -13,7 +13,17 @@ import math
 from types import SimpleNamespace
 
 import pytest
-from test_app import TINY, app, clean_caches, fresh_registry, run_of, texts, train_tiny, wait_for  # noqa: F401
+from test_app import (  # noqa: F401 (fixtures)
+    TINY,
+    app,
+    clean_caches,
+    fresh_registry,
+    run_of,
+    start_long_tiny,
+    texts,
+    train_tiny,
+    wait_for,
+)
 
 from dashboard import models, sidebar, state
 from mlp_core.checkpoint import checkpoint_bytes, load_checkpoint
@@ -126,9 +136,7 @@ def test_labels_enabled_states_and_tooltips_follow_the_runs_life():
     assert not any(b.key == "btn_reset" for b in at.sidebar.button)  # "Reset" did not do what it said: gone
     assert "new run from step 0" in at.button(key="btn_start").help
     assert "for good" in at.button(key="btn_stop").help and "sampling and download" in at.button(key="btn_stop").help
-    for key, value in {**TINY, "hp_steps": 1_000_000}.items():
-        at.number_input(key=key).set_value(value)
-    at.button(key="btn_start").click().run()
+    start_long_tiny(at)
     run = run_of(at)
     job = run.job
     wait_for(lambda: job.snapshot().step > 0)
@@ -150,10 +158,7 @@ def test_labels_enabled_states_and_tooltips_follow_the_runs_life():
 # ---------------------------------------------------------------------------- A4: two viewers of one run
 def test_a_shared_link_watches_read_only_until_take_over_and_the_first_tab_says_so():
     first = app()
-    for key, value in {**TINY, "hp_steps": 1_000_000}.items():
-        first.number_input(key=key).set_value(value)
-    first.button(key="btn_start").click().run()
-    job = run_of(first).job
+    job = start_long_tiny(first)
     wait_for(lambda: job.snapshot().step > 0)
     second = app(**first.query_params)  # the link, opened in another browser
     assert second.session_state[state.RUN_ID] == first.session_state[state.RUN_ID]
@@ -176,10 +181,7 @@ def test_a_shared_link_watches_read_only_until_take_over_and_the_first_tab_says_
 
 def test_a_watchers_start_is_a_run_of_its_own_and_the_watched_run_goes_on():
     first = app()
-    for key, value in {**TINY, "hp_steps": 1_000_000}.items():
-        first.number_input(key=key).set_value(value)
-    first.button(key="btn_start").click().run()
-    job = run_of(first).job
+    job = start_long_tiny(first)
     second = app(**first.query_params)
     second.button(key="btn_start").click().run()
     assert second.session_state[state.RUN_ID] != first.session_state[state.RUN_ID]
@@ -227,10 +229,7 @@ def test_early_stopping_and_auto_stop_are_in_the_sidebar_and_reach_the_run():
 
 def test_an_alert_offers_to_stop_the_run(monkeypatch):
     at = app(data="builtin")
-    for key, value in {**TINY, "hp_steps": 1_000_000}.items():
-        at.number_input(key=key).set_value(value)
-    at.button(key="btn_start").click().run()
-    job = run_of(at).job
+    job = start_long_tiny(at)
     real = job.snapshot
 
     monkeypatch.setattr(
@@ -305,10 +304,7 @@ def test_a_tiny_upload_gets_a_warning():
 
 def test_right_after_start_no_empty_chart_is_drawn(monkeypatch):
     at = app(data="builtin")
-    for key, value in {**TINY, "hp_steps": 1_000_000}.items():
-        at.number_input(key=key).set_value(value)
-    at.button(key="btn_start").click().run()
-    job = run_of(at).job
+    job = start_long_tiny(at)
     real = job.snapshot
     empty = dataclasses.replace(real(), step=0, train_history=DecimatedSeries().view(), evals=())
     monkeypatch.setattr(job, "snapshot", lambda: empty)
