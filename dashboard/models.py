@@ -45,15 +45,15 @@ def choose(run: Run, source: str) -> ModelChoice:
     """The model for a source: a CPU copy of the current weights (safe mid-training) or the checkpoint's."""
     if source == CURRENT and run.job is not None:
         job = run.job
-        snap = job.snapshot()
-        ds = job.dataset
-        caption = f"run {run.job_label} at step {snap.step:,} ({snap.status}) · {run.dataset_label}"
-        return ModelChoice(job.current_model(), ds.vocab, ds.train_word_set, caption, ds.held_out_word_set)
-    if source == BEST and run.job is not None and run.job.snapshot().best_step is not None:
-        job, snap = run.job, run.job.snapshot()
-        ds = job.dataset
-        caption = f"run {run.job_label}'s best-dev weights (dev {snap.best_dev:.4f} at step {snap.best_step:,})"
-        return ModelChoice(job.best_model(), ds.vocab, ds.train_word_set, caption, ds.held_out_word_set)
+        at, snap, ds = job.current_weights(), job.snapshot(), job.dataset
+        caption = f"run {run.job_label} at step {at.step:,} ({snap.status}) · {run.dataset_label}"
+        return ModelChoice(at.model, ds.vocab, ds.train_word_set, caption, ds.held_out_word_set)
+    at = run.job.best_weights() if source == BEST and run.job is not None else None
+    if at is not None:
+        ds, dev = run.job.dataset, _dev_loss_at(run.job.snapshot(), at.step)
+        dev_text = f"dev {dev:.4f}" if dev is not None else "best dev"
+        caption = f"run {run.job_label}'s best-dev weights ({dev_text} at step {at.step:,})"
+        return ModelChoice(at.model, ds.vocab, ds.train_word_set, caption, ds.held_out_word_set)
     ckpt = run.checkpoint
     if ckpt is None:
         raise ValueError("no model yet: train one (sidebar: Start) or upload a checkpoint")
@@ -80,16 +80,25 @@ def checkpoint_step(ckpt: Checkpoint) -> int:
 def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str, best: bool = False) -> bytes:
     """A checkpoint of a job's weights as of now (safe mid-training), with its step and losses in the metadata.
 
-    best=True: the best-dev weights instead, with the step they were evaluated at.
+    best=True: the best-dev weights instead. Either way the step is that of the weights in the file (the
+    snapshot's step can be ahead of the latest weights the worker sent, by up to half a second of training).
     """
     snap = job.snapshot()
-    if best and snap.best_step is not None:
-        meta = {"step": snap.best_step, "dev_loss": snap.best_dev, "best_dev_loss": snap.best_dev}
-        meta.update(dataset_name=dataset_label, run=label, weights="best dev")
-        return checkpoint_bytes(job.best_model(), job.config, job.dataset.vocab, meta=meta)
-    model = job.current_model()
-    meta = {"step": snap.step, "best_dev_loss": snap.best_dev, "dataset_name": dataset_label, "run": label}
+    at = job.best_weights() if best else None
+    if at is not None:
+        dev = _dev_loss_at(snap, at.step)
+        meta = {"step": at.step, "dataset_name": dataset_label, "run": label, "weights": "best dev"}
+        if dev is not None:
+            meta.update(dev_loss=dev, best_dev_loss=dev)
+        return checkpoint_bytes(at.model, job.config, job.dataset.vocab, meta=meta)
+    at = job.current_weights()
+    meta = {"step": at.step, "best_dev_loss": snap.best_dev, "dataset_name": dataset_label, "run": label}
     summary = run.summaries.get(label)
-    if summary is not None and summary.losses_step == snap.step:  # full-split losses of exactly these weights
+    if summary is not None and summary.losses_step == at.step:  # full-split losses of exactly these weights
         meta.update(train_loss=summary.train_loss, dev_loss=summary.dev_loss)
-    return checkpoint_bytes(model, job.config, job.dataset.vocab, meta=meta)
+    return checkpoint_bytes(at.model, job.config, job.dataset.vocab, meta=meta)
+
+
+def _dev_loss_at(snap, step: int) -> float | None:
+    """The dev loss evaluated at exactly this step, if the run evaluated there."""
+    return next((e.dev_loss for e in snap.evals if e.step == step), None)

@@ -269,6 +269,21 @@ def test_best_dev_weights_download_sample_and_continue():
     assert "from step" in texts(at.success)
 
 
+def test_a_download_says_the_step_of_the_weights_it_holds_not_of_a_newer_snapshot(monkeypatch):
+    """The worker sends big models' weights at most every 0.5 s: the snapshot's step can be ahead of them."""
+    at = train_tiny(app(data="builtin"))
+    run = run_of(at)
+    job = run.job
+    real = job.snapshot()
+    ahead = dataclasses.replace(real, step=real.step + 500, best_step=real.step + 500, best_dev=0.5)
+    monkeypatch.setattr(job, "snapshot", lambda: ahead)
+    current = load_checkpoint(models.job_checkpoint(run, job, run.job_label, run.dataset_label))
+    assert current.meta["step"] == job.current_weights().step == real.step
+    best = load_checkpoint(models.job_checkpoint(run, job, run.job_label, run.dataset_label, best=True))
+    assert best.meta["step"] == job.best_weights().step == real.best_step
+    assert best.meta["dev_loss"] == pytest.approx(real.best_dev)  # the loss of those weights, not the newer 0.5
+
+
 # ---------------------------------------------------------------------------- C12: small things
 def test_a_text_file_as_checkpoint_says_so_and_the_previous_one_is_labelled():
     at = train_tiny(app(data="builtin"))
