@@ -3,6 +3,8 @@
 A run's life (the engine's model): Start makes a new run from step 0 with the settings on screen;
 it trains (running) and can be paused and resumed; it ends finished, stopped, diverged or error,
 and an ended run stays ended (its weights stay for sampling and download): the next Start is a new run.
+A run whose process ended without it (a server restart, a crash) is interrupted: Resume goes on from its
+last resume checkpoint (every run is kept in the run store, mlp_core.store).
 """
 
 from __future__ import annotations
@@ -13,16 +15,17 @@ import time
 import streamlit as st
 import torch
 
-from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig
+from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, preset_of
 from mlp_core.data import DatasetError, NamesDataset
-from mlp_core.job import DIVERGED, ERROR, FINISHED, PAUSED, RUNNING, STOPPED
+from mlp_core.job import DIVERGED, ERROR, FINISHED, INTERRUPTED, PAUSED, RUNNING, STOPPED
 from mlp_core.registry import CapacityError, Run
+from mlp_core.store import StoreError
 from mlp_core.trainer import estimate_run_seconds
 
 from . import datasets, state
 from .state import HP, Settings
 
-USER_ERRORS = (DatasetError, CapacityError, ConfigError, ValueError, RuntimeError, OSError)
+USER_ERRORS = (DatasetError, CapacityError, ConfigError, StoreError, ValueError, RuntimeError, OSError)
 MAX_STEP_N = 1_000_000  # "Steps per click" at most
 SMALL_DEV_WORDS = 100  # below this, a dev loss is noise: the sidebar says so
 HEAVY_RUN_S = 15 * 60  # Start asks for a second click before a run estimated to take longer than this
@@ -110,8 +113,8 @@ def _controls(run: Run) -> None:
         key="btn_resume",
         on_click=act,
         args=("resume",),
-        disabled=not driver or status != PAUSED,
-        help="Continue the paused run from the step it reached",
+        disabled=not driver or status not in (PAUSED, INTERRUPTED),
+        help="Continue the paused run from the step it reached (an interrupted one: from its last checkpoint)",
         width="stretch",
     )
     c4, c5 = st.columns([1, 1], vertical_alignment="bottom")
@@ -162,18 +165,24 @@ def act(action: str) -> None:
             if not state.drives(run):
                 run = state.own_new_run()  # a watcher's Start: its own run; the watched one goes on
             label = _label(run, settings)
+            recorded = {
+                "dataset_label": label,
+                "dataset_source": settings.data.store_source(run.upload[0] if run.upload else ""),
+                "preset": preset_of(settings.config),
+            }
             if action == "start":
-                reg.start_new_job(run.run_id, settings.config, dataset, dataset_label=label)
+                reg.start_new_job(run.run_id, settings.config, dataset, **recorded)
                 return
-            run.new_job(settings.config, dataset, dataset_label=label)
+            run.new_job(settings.config, dataset, **recorded)
         if not state.drives(run):
             raise ValueError("another browser drives this run: press Take over first")
         if action == "pause" and job is not None:
             job.pause()
             _settle(job, RUNNING)
         elif action == "resume":
+            was = run.job.snapshot().status if run.job is not None else None
             reg.resume_job(run.run_id)
-            _settle(run.job, PAUSED)
+            _settle(run.job, was if was in (PAUSED, INTERRUPTED) else PAUSED)
         elif action == "stop" and job is not None:
             job.stop()
         elif action == "step":
@@ -260,6 +269,15 @@ def _status(run: Run) -> None:
         st.success(snap.message or f"Finished {snap.step:,} steps.")
     elif snap.status == STOPPED and snap.message:
         st.info(snap.message)
+    elif snap.status == INTERRUPTED:
+        st.warning(
+            f"{snap.message[:1].upper()}{snap.message[1:]}. **Resume** goes on from step {snap.step:,}.",
+            icon=":material/restart_alt:",
+        )
+    if snap.store_error:
+        st.warning(
+            f"{snap.store_error[:1].upper()}{snap.store_error[1:]} (training goes on).", icon=":material/cloud_off:"
+        )
 
 
 def _speed(snap) -> str:

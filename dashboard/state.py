@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -17,8 +18,10 @@ from typing import Any
 import streamlit as st
 import torch
 
+from mlp_core import data as mlp_data
 from mlp_core.config import BOUNDS, ConfigError, TrainConfig, field_names, from_dict, to_dict
-from mlp_core.registry import Run, RunRegistry
+from mlp_core.registry import OWNER_PREFIX, Run, RunRegistry
+from mlp_core.store import RunRecord, RunStore, owner_tag, tracking_uri
 
 # ---------------------------------------------------------------------- session_state keys
 # (buttons and charts have literal keys in their pages: nothing reads those back)
@@ -113,6 +116,14 @@ class DataChoice:
     year_from: int = 2017
     year_to: int = 2017
     sex: str = "both"
+
+    def store_source(self, upload_name: str = "") -> str:
+        """How the run store records this choice, so that a run can be rebuilt after a restart (mlp_core.data)."""
+        if self.source == "lecture":
+            return "lecture"
+        if self.source == "upload":
+            return f"upload:{upload_name or 'upload'}"
+        return mlp_data.babynames_source(self.year_from, self.year_to, None if self.sex == "both" else self.sex)
 
     def label(self, upload_name: str = "") -> str:
         if self.source == "lecture":
@@ -286,7 +297,7 @@ def sync_url(settings: Settings, run_id: str) -> None:
 @st.cache_resource(show_spinner=False)
 def registry() -> RunRegistry:
     """The server's one registry (global on purpose: it is the one place that knows every run)."""
-    reg = RunRegistry()
+    reg = RunRegistry(store_uri=None if os.environ.get("MLP_TRACK", "1") == "0" else tracking_uri())
     reg.start_reaper(interval_s=max(5.0, min(60.0, reg.idle_timeout_s / 4)))
     return reg
 
@@ -321,18 +332,31 @@ def start_session() -> Run:
                 ss[key] = backup[key]
     ss[WIDGET_BACKUP] = {key: ss[key] for key in _SETTINGS_KEYS if key in ss}
     run = reg.get(run_id)
+    if run is None and run_id:
+        run = _restored(reg, run_id)
     if run is None:
         if run_id:
             ss[NOTICES].append(
-                "The run in this link is no longer on the server (it expired, or the server restarted); "
-                "this is a fresh one with the link's settings."
+                "The run in this link is no longer on the server and was not saved (it expired, or it never "
+                "trained); this is a fresh one with the link's settings."
             )
         run = reg.get(reg.create())
     ss[RUN_ID] = run.run_id
     with run.lock:
-        if not run.controller:  # a run nobody drives yet (a fresh one): its first viewer drives it
+        # A run nobody drives yet (a fresh one): its first viewer drives it; a restored one: its owner's browser.
+        if not run.controller or run.controller == OWNER_PREFIX + owner_tag(viewer_id()):
             run.controller = viewer_id()
     return run
+
+
+def _restored(reg: RunRegistry, run_id: str) -> Run | None:
+    """The link's run rebuilt from the run store after a restart; None (with a notice) when that fails."""
+    try:
+        return reg.restore(run_id)
+    except Exception as exc:  # the store, a damaged checkpoint, a changed dataset: say which, go on fresh
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        st.session_state[NOTICES].append(f"The run in this link could not be restored from the run store: {message}")
+        return None
 
 
 # ---------------------------------------------------------------------- who drives the run
@@ -389,6 +413,26 @@ def own_new_run() -> Run:
     st.session_state[RUN_ID] = run.run_id
     st.session_state[WAS_CONTROLLER] = True
     return run
+
+
+# ---------------------------------------------------------------------- the run store
+@st.cache_resource(show_spinner=False)
+def store() -> RunStore:
+    """The server's run store (MLflow is imported on its first use, never before a page's first paint)."""
+    return RunStore(registry().store_uri or tracking_uri())
+
+
+def my_runs() -> list[RunRecord]:
+    """Every run this browser started, across restarts (StoreError when the store cannot be read)."""
+    return store().runs(owner=owner_tag(viewer_id()))
+
+
+def my_run(store_run_id: str) -> RunRecord:
+    """A stored run, only if this browser owns it: the one check every action on a stored run goes through."""
+    record = store().record(store_run_id)
+    if record.owner != owner_tag(viewer_id()):
+        raise PermissionError("that run belongs to another browser: you can only act on runs you started")
+    return record
 
 
 def current_run() -> Run:

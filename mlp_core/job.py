@@ -35,6 +35,7 @@ import multiprocessing
 import multiprocessing.forkserver as mp_forkserver
 import multiprocessing.spawn as mp_spawn
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -61,6 +62,7 @@ from .worker import (
     ERROR,
     FINISHED,
     IDLE,
+    INTERRUPTED,
     PAUSED,
     RUNNING,
     STOPPED,
@@ -73,20 +75,38 @@ from .worker import main as worker_main
 
 if TYPE_CHECKING:
     from .data import NamesDataset
+    from .recorder import Tracking
+    from .resume import ResumeState
     from .trainer import Trainer
 
 ACTIVE_STATES = (RUNNING, PAUSED)
 FINAL_STATES = (FINISHED, STOPPED, DIVERGED, ERROR)
 STOP_GRACE_S = 0.2  # stop(): how long a worker may take to finish its chunk before it is terminated
+# A tracked worker sends its final status at once, then writes its last checkpoint and status to the store; it
+# exits by itself as soon as that is done (~0.1 s), this is only the bound.
+TRACKED_STOP_GRACE_S = 2.0
 
 # Every job with a live worker: at interpreter exit their processes are ended (the workers also end
 # themselves when the pipe to this process closes, e.g. after a SIGKILL).
 _LIVE_JOBS: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
 
 
+SUSPEND_WAIT_S = 5.0  # at exit, how long tracked workers get (all together) to write their final checkpoints
+
+
 @atexit.register
 def _stop_live_jobs() -> None:
-    for job in list(_LIVE_JOBS):
+    """At interpreter exit (a server's graceful shutdown): tracked jobs suspend, i.e. write a final resume
+    checkpoint and read "interrupted" in the store, so a restart resumes them without losing a step."""
+    jobs = list(_LIVE_JOBS)
+    for job in jobs:
+        if job.tracking is not None:
+            job._send(("suspend",))
+    deadline = time.monotonic() + SUSPEND_WAIT_S
+    for job in jobs:
+        proc = job._proc
+        if job.tracking is not None and proc is not None:
+            proc.join(max(0.0, deadline - time.monotonic()))
         job.stop(timeout=0)
 
 
@@ -101,7 +121,11 @@ def _context() -> multiprocessing.context.BaseContext:
         ctx = multiprocessing.get_context("forkserver")
         # torch._dynamo: torch.optim imports it on the first optimizer a process builds (~800 modules, 1-2 s
         # measured here): imported once in the fork server, no worker pays for it.
-        ctx.set_forkserver_preload(["mlp_core.worker", "torch._dynamo"])
+        # MLflow's client and SQL store likewise (~1.5 s): a tracked worker's writer thread would otherwise
+        # import them while the first steps train. (A server that never tracks pays it only in this process.)
+        ctx.set_forkserver_preload(
+            ["mlp_core.worker", "torch._dynamo", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store"]
+        )
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -161,6 +185,14 @@ class TrainingSnapshot:
     weights_step: int = 0  # the step of the weights current_model() returns now
     diverged_at: int | None = None
     diagnostics: tuple = ()  # mlp_core.diagnostics points, as the trainer keeps them
+    run_id: str | None = None  # the run's id in the run store (tracked jobs, once created)
+    store_error: str = ""  # why this run is not being saved ("" when it is, or when it is not tracked)
+    checkpoint_step: int | None = None  # the step of the last resume checkpoint written
+    final_losses: dict[str, float] | None = None  # full-split train/dev losses of the final weights
+
+    @property
+    def resumable(self) -> bool:
+        return self.status == INTERRUPTED
 
     @property
     def progress(self) -> float:
@@ -202,6 +234,7 @@ class TrainingJob:
         torch_threads: int | None = 1,
         on_finish: Callable[[TrainingJob], None] | None = None,
         worker_hook: Callable[[Trainer], None] | None = None,
+        tracking: Tracking | None = None,
     ) -> None:
         # Everything the worker would refuse is refused here, before any process starts.
         if dataset.block_size != config.block_size:
@@ -216,6 +249,9 @@ class TrainingJob:
         self.torch_threads = torch_threads
         self.on_finish = on_finish
         self.worker_hook = worker_hook
+        self.tracking = tracking  # record the run in the store (mlp_core.recorder) from the worker
+        self._resume_path: str | None = None  # the next worker starts from this resume checkpoint
+        self._final_losses: dict[str, float] | None = None
         self.error_traceback: str | None = None
         self._lock = threading.RLock()
         self._send_lock = threading.Lock()
@@ -257,11 +293,79 @@ class TrainingJob:
             "best_dev": math.inf,
             "best_step": None,
             "diverged_at": None,
+            "run_id": None if self.tracking is None else self.tracking.run_id,
+            "store_error": "",
+            "checkpoint_step": None,
         }
         self._diagnostics: tuple = ()
         self.error_traceback = None
         self._version = getattr(self, "_version", 0)
         self._publish()
+
+    @classmethod
+    def from_resume(
+        cls,
+        state: ResumeState,
+        dataset: NamesDataset,
+        tracking: Tracking | None,
+        *,
+        status: str = INTERRUPTED,
+        message: str = "",
+        **kwargs: Any,
+    ) -> TrainingJob:
+        """A job that shows a run as its resume checkpoint holds it (curves, weights, best dev); `status`
+        INTERRUPTED makes resume() go on from exactly there, in a new worker, into the same stored run."""
+        job = cls(state.config, dataset, tracking=tracking, **kwargs)
+        job._load(state, status, message)
+        return job
+
+    def _load(self, state: ResumeState, status: str, message: str = "") -> None:
+        from .history import DecimatedSeries
+
+        t, meta = state.tensors, state.meta
+        with self._lock:
+            model = {k[len("model.") :]: v for k, v in t.items() if k.startswith("model.")}
+            best = {k[len("best.") :]: v for k, v in t.items() if k.startswith("best.")}
+            self._fresh(model, state.step)
+            if best and meta["best_step"] is not None:
+                self._best = (int(meta["best_step"]), best)
+            train = {k.split(".", 2)[2]: v.numpy() for k, v in t.items() if k.startswith("hist.train.")}
+            self._history = DecimatedSeries.from_state(train, meta["histories"]["train"])
+            self._evals = [EvalPoint(int(s), float(d), float(tr)) for s, d, tr in t["evals"].tolist()]
+            if "emb.steps" in t:
+                steps, weights = t["emb.steps"].tolist(), t["emb.weights"].numpy()
+                self._embeddings = {int(s): weights[i].copy() for i, s in enumerate(steps)}
+                self._embedding_steps = sorted(self._embeddings)
+            n = self._numbers
+            n.update(
+                status=status,
+                message=message or (f"interrupted at step {state.step:,}" if status == INTERRUPTED else ""),
+                alert=meta.get("alert") or "",
+                best_dev=math.inf if meta["best_dev"] is None else float(meta["best_dev"]),
+                best_step=meta["best_step"],
+                diverged_at=meta["diverged_at"],
+                elapsed=float(meta["train_seconds"]),
+                checkpoint_step=state.step,
+            )
+            last = self._history.view()
+            n["last_loss"] = float(last.mean[-1]) if len(last) else math.nan
+            self._publish()
+
+    def _resume_from_store(self) -> None:
+        """Before a worker goes on with an interrupted run: the job shows the run as its last checkpoint holds it."""
+        from dataclasses import replace
+
+        from .store import RunStore
+
+        tracking, run_id = self.tracking, self._numbers["run_id"]
+        if tracking is None or run_id is None:
+            raise RuntimeError("this run was not saved, so it cannot be resumed: start a new run")
+        store = RunStore(tracking.uri)
+        path = store.resume_path(run_id)
+        state = store.load_resume(run_id)
+        self.tracking = replace(tracking, run_id=run_id, params={}, tags={}, words=None)
+        self._load(state, INTERRUPTED)
+        self._resume_path = str(path)
 
     # ------------------------------------------------------------------ commands
     def start(self) -> None:
@@ -277,12 +381,15 @@ class TrainingJob:
         self._send(("pause",))
 
     def resume(self) -> None:
-        """Continue a paused job, or start an idle one. Final states cannot resume: start a new job."""
+        """Continue a paused job, start an idle one, or go on with an interrupted one from its last resume
+        checkpoint. Final states cannot resume: start a new job."""
         with self._lock:
             if self.live:
                 self._send(("run",))
                 return
             self._require_idle("resume")
+            if self._snapshot.status == INTERRUPTED and self._resume_path is None:
+                self._resume_from_store()
             self._launch(budget=None)
 
     def step(self, n: int) -> None:
@@ -294,11 +401,13 @@ class TrainingJob:
                 self._send(("step", int(n)))
                 return
             self._require_idle("step")
+            if self._snapshot.status == INTERRUPTED and self._resume_path is None:
+                self._resume_from_store()
             self._launch(budget=int(n))
 
     def stop(self, timeout: float = 1.0) -> bool:
-        """End the worker: it gets min(timeout, 0.2 s) to finish its chunk (none mid-way through a longer
-        step), then it is terminated.
+        """End the worker: it gets max(timeout, 0.2 s) (a tracked one 2 s) to finish its chunk and send its last
+        words (none mid-way through a step longer than that), then it is terminated.
 
         Returns True once the worker has ended (or there was none); the snapshot then says "stopped".
         """
@@ -312,7 +421,11 @@ class TrainingJob:
         # longer than the grace (or the first step has not ended yet): that step is lost either way.
         per_step = self._snapshot.seconds_per_step
         if per_step <= STOP_GRACE_S:
-            proc.join(max(0.0, min(timeout, STOP_GRACE_S)))
+            # A tracked worker always gets the grace: it writes its final checkpoint and status on the way out.
+            # Every worker gets it, whatever the caller's timeout: its last words are the run's full-split losses
+            # and final weights (the server evaluates nothing itself).
+            grace = TRACKED_STOP_GRACE_S if self.tracking is not None else max(timeout, STOP_GRACE_S)
+            proc.join(max(0.0, grace))
         if proc.is_alive():
             proc.terminate()
             proc.join(1.0)
@@ -403,7 +516,7 @@ class TrainingJob:
     # ------------------------------------------------------------------ worker plumbing
     def _require_idle(self, what: str) -> None:
         status = self._snapshot.status
-        if status != IDLE:
+        if status not in (IDLE, INTERRUPTED):
             raise RuntimeError(f"cannot {what} this run: it is {status}, which is final; start a new run (or reset it)")
 
     def _launch(self, budget: int | None) -> None:
@@ -418,6 +531,8 @@ class TrainingJob:
             target_dev_loss=self.target_dev_loss,
             torch_threads=self.torch_threads,
             hook=self.worker_hook,
+            tracking=self.tracking,
+            resume_path=self._resume_path,
         )
         proc = ctx.Process(target=worker_main, args=(child, spec), name=WORKER_NAME, daemon=True)
         # One event per worker: a reader of an older worker that ends late must not signal this one's end.
@@ -436,6 +551,7 @@ class TrainingJob:
         finally:
             child.close()  # the worker holds its end; ours must close so a dead worker reads as EOF
         self._proc, self._conn = proc, parent
+        self._resume_path = None  # used by this worker; a later interruption resumes from a newer checkpoint
         _LIVE_JOBS.add(self)
         self._reader = threading.Thread(
             target=self._read, args=(self._generation, proc, parent, ended), name="mlp-job-reader", daemon=True
@@ -467,7 +583,7 @@ class TrainingJob:
         except Exception:  # EOF (the worker died), or a message cut short by a kill: the status says which
             pass
         finally:
-            proc.join(2.0)
+            proc.join(5.0 if self.tracking is not None else 2.0)  # a tracked one writes to the store after
             if proc.is_alive():  # sent its last words but hangs on the way out
                 proc.kill()
                 proc.join()
@@ -487,6 +603,12 @@ class TrainingJob:
         if self._stopping:
             return STOPPED, f"stopped at step {step}"
         how = f"was killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exited ({exitcode})"
+        saved = self._numbers["checkpoint_step"]
+        if self.tracking is not None and saved is not None:
+            return INTERRUPTED, (
+                f"interrupted at step {step}: the training process {how} (out of memory?); Resume goes on from "
+                f"step {saved:,}, its last checkpoint"
+            )
         return ERROR, f"the training process {how} at step {step} (out of memory?); the last weights it sent are kept"
 
     def _apply(self, u: Update) -> None:
@@ -512,6 +634,8 @@ class TrainingJob:
             self._best = (u.best_weights[0], {k: torch.from_numpy(v) for k, v in u.best_weights[1].items()})
         if u.traceback:
             self.error_traceback = u.traceback
+        if u.final_losses:
+            self._final_losses = u.final_losses
         self._publish()
 
     def _publish(self) -> None:
@@ -543,6 +667,10 @@ class TrainingJob:
                 weights_step=self._weights_step,
                 diverged_at=n["diverged_at"],
                 diagnostics=self._diagnostics,
+                run_id=n["run_id"],
+                store_error=n["store_error"],
+                checkpoint_step=n["checkpoint_step"],
+                final_losses=self._final_losses,
             )
 
     def _model(self, state: dict[str, torch.Tensor]) -> MLP:

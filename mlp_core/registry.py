@@ -20,12 +20,15 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
-from .job import RUNNING, BackgroundTask, TrainingJob, warm_up
+from .job import INTERRUPTED, RUNNING, BackgroundTask, TrainingJob, warm_up
+from .recorder import Tracking
+from .store import TAG, RunRecord, RunStore, StoreError, owner_tag, run_params
 
 if TYPE_CHECKING:
     from .data import NamesDataset
     from .model import MLP
 
+OWNER_PREFIX = "owner:"  # Run.controller of a restored run: only the browser with this owner tag may drive it
 MAX_SUMMARIES = 50  # finished runs remembered per session, oldest dropped first
 _LOSSES = ("train_loss", "dev_loss", "test_loss")
 
@@ -75,6 +78,7 @@ class Run:
     upload: tuple[str, str, tuple[str, ...]] | None = None  # (file name, sha256, words) of an uploaded dataset
     notice: str = ""  # a message for the user, e.g. why training stopped while nobody watched
     controller: str = ""  # the id of the one viewer (a UI's browser) that may drive the run; "" = none yet
+    store_uri: str | None = None  # where this run's jobs are recorded (None: not recorded)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _jobs_made: int = 0
     # (label, dataset label) of every job this run made; lets a finish hook find its row after a newer job took over
@@ -89,20 +93,71 @@ class Run:
         *,
         start_step: int = 0,
         dataset_label: str = "",
+        dataset_source: str = "",
+        preset: str = "",
     ) -> TrainingJob:
         """A fresh idle TrainingJob that becomes this run's current job (the previous one is stopped and summarised).
 
         Start it through `RunRegistry.start_job`, which enforces the server's cap.
         """
-        job = self.build_job(config, dataset, model, start_step=start_step)
-        self.adopt(job, dataset_label or getattr(dataset, "name", ""))
+        label = dataset_label or getattr(dataset, "name", "")
+        job = self.build_job(
+            config,
+            dataset,
+            model,
+            start_step=start_step,
+            dataset_label=label,
+            dataset_source=dataset_source,
+            preset=preset,
+        )
+        self.adopt(job, label)
         return job
 
     def build_job(
-        self, config: TrainConfig, dataset: NamesDataset, model: MLP | None = None, *, start_step: int = 0
+        self,
+        config: TrainConfig,
+        dataset: NamesDataset,
+        model: MLP | None = None,
+        *,
+        start_step: int = 0,
+        dataset_label: str = "",
+        dataset_source: str = "",
+        preset: str = "",
+        parent: str | None = None,
     ) -> TrainingJob:
-        """A TrainingJob whose end is summarised in this run (not yet the current job)."""
-        return TrainingJob(config, dataset, model, start_step=start_step, on_finish=self._job_ended)
+        """A TrainingJob whose end is summarised in this run (not yet the current job), recorded in the store
+        when this run is tracked (`store_uri`)."""
+        tracking = self.tracking_for(config, dataset, dataset_label, dataset_source, preset, parent)
+        return TrainingJob(config, dataset, model, start_step=start_step, on_finish=self._job_ended, tracking=tracking)
+
+    @property
+    def owner(self) -> str:
+        """The store's owner tag of the browser that drives this run ("" when none does)."""
+        return owner_tag(self.controller) if self.controller else ""
+
+    def tracking_for(
+        self,
+        config: TrainConfig,
+        dataset: NamesDataset,
+        label: str,
+        source: str = "",
+        preset: str = "",
+        parent: str | None = None,
+    ) -> Tracking | None:
+        """How a new job of this run is recorded: its name, params, tags (owner, this session), and for data that
+        exists nowhere else (an upload), a copy of its words."""
+        if self.store_uri is None:
+            return None
+        label = label or getattr(dataset, "name", "") or "dataset"
+        source = source or f"upload:{label}"
+        tags = {f"{TAG}source": "dashboard", f"{TAG}session": self.run_id, f"{TAG}owner": self.owner}
+        if preset:
+            tags[f"{TAG}preset"] = preset
+        if parent:
+            tags[f"{TAG}parent"] = parent
+        words = tuple(dataset.words) if source.startswith("upload:") else None
+        name = f"{preset or 'custom'} · {label}"
+        return Tracking(self.store_uri, None, name, run_params(config, label, source, dataset.words), tags, words)
 
     def adopt(self, job: TrainingJob, dataset_label: str = "") -> None:
         """Make `job` the current job: the previous one is stopped and summarised, the new one gets the next label."""
@@ -124,17 +179,13 @@ class Run:
             self._labels[job] = (self.job_label, dataset_label)
 
     def _job_ended(self, job: TrainingJob) -> None:
-        """Runs in the ended job's reader thread: full-split losses of its final weights, then a summary."""
-        if job.snapshot().step == 0:
+        """Runs in the ended job's reader thread: its summary, with the full-split losses its worker computed
+        (the server evaluates nothing: on a big model that is seconds of CPU and a GB of memory)."""
+        snap = job.snapshot()
+        if snap.step == 0:
             return
-        losses = {}
-        at = job.current_weights()
-        try:
-            for split in ("train", "dev"):
-                losses[f"{split}_loss"] = job.evaluate(split, at.model)
-        except Exception:  # a summary without final losses beats a lost summary
-            losses = {}
-        self.record(job, at_step=at.step, **losses)
+        losses = dict(snap.final_losses or {})
+        self.record(job, at_step=snap.weights_step if losses else None, **losses)
 
     def record(self, job: TrainingJob, *, at_step: int | None = None, **losses: float) -> RunSummary:
         """Create or update the summary row of a job.
@@ -221,7 +272,9 @@ class RunRegistry:
         *,
         forget_after_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
+        store_uri: str | None = None,
     ) -> None:
+        self.store_uri = store_uri  # None: runs are not recorded (a library user's or a test's registry)
         self.max_active_jobs = _env("MLP_MAX_JOBS", 4, int) if max_active_jobs is None else max_active_jobs
         self.idle_timeout_s = _env("MLP_IDLE_TIMEOUT", 600.0, float) if idle_timeout_s is None else idle_timeout_s
         # A stopped run is kept (a bookmark can still reattach) until it has been idle this long.
@@ -241,8 +294,59 @@ class RunRegistry:
         run_id = secrets.token_urlsafe(16)
         now = self.clock()
         with self._lock:
-            self._runs[run_id] = Run(run_id, created=now, last_seen=now)
+            self._runs[run_id] = Run(run_id, created=now, last_seen=now, store_uri=self.store_uri)
         return run_id
+
+    # ------------------------------------------------------------------ the store (runs that outlive the server)
+    def restore(self, run_id: str) -> Run | None:
+        """After a restart: the run a link names, rebuilt from the store (its newest job; interrupted ones resume).
+
+        None when the store has no job of that run; StoreError / ResumeError / DatasetError say what failed.
+        """
+        if self.store_uri is None or not run_id:
+            return None
+        store = RunStore(self.store_uri)
+        records = store.runs(session=run_id, max_results=1)
+        if not records:
+            return None
+        job = self.job_from_record(records[0], store)
+        now = self.clock()
+        with self._lock:
+            run = self._runs.get(run_id)
+            if run is None:
+                run = self._runs[run_id] = Run(run_id, created=now, last_seen=now, store_uri=self.store_uri)
+        with run.lock:
+            if run.job is None:
+                run.adopt(job, records[0].dataset)
+                # Nobody drives it until its owner's browser comes back (state.start_session checks the owner).
+                run.controller = OWNER_PREFIX + records[0].owner
+        return run
+
+    def open_record(self, run_id: str, record: RunRecord) -> TrainingJob:
+        """Make a stored run the current job of the session's run (the Runs page's "open")."""
+        run = self._run(run_id)
+        store = RunStore(self.store_uri)
+        job = self.job_from_record(record, store)
+        with run.lock:
+            run.adopt(job, record.dataset)
+        store.set_tags(record.run_id, {f"{TAG}session": run_id})  # the session's link now restores this run
+        return job
+
+    def job_from_record(self, record: RunRecord, store: RunStore) -> TrainingJob:
+        """A job that shows a stored run from its last resume checkpoint; an interrupted one can resume."""
+        from .data import make_dataset
+
+        if record.status in ("running", "paused"):
+            raise StoreError(f"run {record.name!r} is {record.status} in another process; open it there")
+        state = store.load_resume(record.run_id)
+        config = state.config
+        words = store.dataset_words(record)
+        dataset = make_dataset(words, block_size=config.block_size, split_seed=config.split_seed)
+        dataset.name = record.dataset or dataset.name
+        tracking = Tracking(store.uri, record.run_id)
+        status = record.status if record.status in ("finished", "stopped", "diverged", "error") else INTERRUPTED
+        message = record.tags.get(f"{TAG}message", "") if status != INTERRUPTED else ""
+        return TrainingJob.from_resume(state, dataset, tracking, status=status, message=message)
 
     def get(self, run_id: str | None) -> Run | None:
         """The run with this id (and mark it seen), or None if there is none."""
@@ -320,6 +424,8 @@ class RunRegistry:
         *,
         start_step: int = 0,
         dataset_label: str = "",
+        dataset_source: str = "",
+        preset: str = "",
     ) -> TrainingJob:
         """Check the cap, build a job for the run (replacing its current one) and start it.
 
@@ -329,8 +435,17 @@ class RunRegistry:
         run = self._run(run_id)
         with self._lock:
             self._require_slot(run, replacing=run.job)  # refuse early rather than build for nothing
-        job = run.build_job(config, dataset, model, start_step=start_step)
-        self.start_job(run_id, job, dataset_label or getattr(dataset, "name", ""))
+        label = dataset_label or getattr(dataset, "name", "")
+        job = run.build_job(
+            config,
+            dataset,
+            model,
+            start_step=start_step,
+            dataset_label=label,
+            dataset_source=dataset_source,
+            preset=preset,
+        )
+        self.start_job(run_id, job, label)
         return job
 
     def continue_job(self, run_id: str, which: str = "best", dataset_label: str = "") -> TrainingJob:
@@ -345,7 +460,14 @@ class RunRegistry:
             raise ValueError("there is no run to continue: press Start first")
         with self._lock:
             self._require_slot(run, replacing=old)  # refuse early rather than build for nothing
-        job = old.continue_from(which, on_finish=run._job_ended)
+        tracking = None
+        if old.tracking is not None:
+            parent = old.snapshot().run_id
+            tracking = run.tracking_for(old.config, old.dataset, run.dataset_label, parent=parent)
+            if tracking is not None and old.tracking.params:  # the parent's own dataset source and preset
+                tracking.params["dataset_source"] = old.tracking.params.get("dataset_source", "")
+                tracking.words = old.tracking.words
+        job = old.continue_from(which, on_finish=run._job_ended, tracking=tracking)
         if not dataset_label:
             weights = "best-dev weights" if which == "best" and old.best_weights() is not None else "latest weights"
             dataset_label = f"{run.dataset_label} from {run.job_label}'s {weights} (step {job.snapshot().step:,})"
@@ -448,6 +570,7 @@ def _is_active(work: Any) -> bool:
 
 
 __all__ = [
+    "OWNER_PREFIX",
     "CapacityError",
     "Run",
     "RunRegistry",

@@ -1,11 +1,13 @@
 """The process a TrainingJob trains in: it owns the Trainer and talks to its job over one pipe.
 
-job -> worker: ("run",), ("pause",), ("step", n), ("stop",), read between chunks.
+job -> worker: ("run",), ("pause",), ("step", n), ("stop",), ("suspend",), read between chunks.
 worker -> job: `Update` messages, at most every PUBLISH_S unless the status changes; the last has final=True.
 
-A listener thread turns commands into a queue for the training loop and ends the process when the pipe
-closes, so a worker never outlives its server (even one killed with SIGKILL). Messages carry numpy arrays,
-never tensors: torch would otherwise move them through shared memory, which a plain copy beats at these sizes.
+A listener thread turns commands into a queue for the training loop. When the pipe closes (the server is gone,
+even killed with SIGKILL) or SIGTERM arrives (a shutdown), a tracked worker suspends: it writes a final resume
+checkpoint, marks its run interrupted and exits, so a restarted server can resume the run without losing a
+step; an untracked one just exits. A worker never outlives its server. Messages carry numpy arrays, never
+tensors: torch would otherwise move them through shared memory, which a plain copy beats at these sizes.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import copy
 import os
 import queue
+import signal
 import threading
 import time
 import traceback
@@ -24,14 +27,17 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from . import resume
 from .config import TrainConfig
+from .recorder import RunRecorder, Tracking, final_metrics
 from .trainer import EvalPoint, Trainer, model_from_state
 
 if TYPE_CHECKING:
     from .data import NamesDataset
 
-# Job states. The life of one job: idle -> running <-> paused -> finished | stopped | diverged | error.
-IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR = (
+# Job states. The life of one job: idle -> running <-> paused -> finished | stopped | diverged | error, and
+# interrupted (its process ended by a shutdown or a crash; resumable from its last resume checkpoint).
+IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR, INTERRUPTED = (
     "idle",
     "running",
     "paused",
@@ -39,7 +45,9 @@ IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR = (
     "stopped",
     "diverged",
     "error",
+    "interrupted",
 )
+SUSPEND_GRACE_S = 10.0  # a suspending worker that cannot write its checkpoint in this time exits anyway
 CHUNK_SECONDS = 0.1  # target wall time of one chunk: a pause lands within ~0.2 s unless one step is longer
 PUBLISH_S = 0.1  # at most this often an update, unless the status changes
 WEIGHTS_S = 0.5  # weights larger than SMALL_WEIGHTS go out at most this often (and at every pause / end)
@@ -61,6 +69,8 @@ class WorkerSpec:
     target_dev_loss: float | None = None
     torch_threads: int | None = 1
     hook: Callable[[Trainer], None] | None = None  # called with the Trainer before training (tests inject faults)
+    tracking: Tracking | None = None  # record the run in the store (and write resume checkpoints)
+    resume_path: str | None = None  # go on from this resume checkpoint (config, weights, optimizer, RNG, step)
 
 
 @dataclass
@@ -90,6 +100,10 @@ class Update:
     final: bool = False
     traceback: str | None = None
     has_numbers: bool = True  # False when the worker failed before it had a Trainer: keep the job's numbers
+    run_id: str | None = None  # the run's id in the store, once created
+    store_error: str = ""  # why the run is not being saved, "" when it is
+    checkpoint_step: int | None = None  # the step of the last resume checkpoint written
+    final_losses: dict[str, float] | None = None  # full-split losses of the final weights (finished runs)
 
 
 def to_wire(dataset: NamesDataset) -> NamesDataset:
@@ -112,39 +126,78 @@ def numpy_state(state: dict[str, torch.Tensor]) -> State:
 def main(conn: Connection, spec: WorkerSpec) -> None:
     """Entry point of the worker process."""
     commands: queue.Queue = queue.Queue()
-    threading.Thread(target=_listen, args=(conn, commands), name="mlp-worker-listen", daemon=True).start()
+    tracked = spec.tracking is not None
+    stopping = threading.Event()  # a stop was asked for: a SIGTERM after it ends the process at once
+    threading.Thread(
+        target=_listen, args=(conn, commands, tracked, stopping), name="mlp-worker-listen", daemon=True
+    ).start()
+    _on_sigterm(commands, tracked, stopping)
     if spec.torch_threads:
         torch.set_num_threads(spec.torch_threads)  # this process only: the server's setting is untouched
     out = _Publisher(conn)
     trainer: Trainer | None = None
+    recorder: RunRecorder | None = None
     try:
         dataset = from_wire(spec.dataset)
-        model = None
-        if spec.state is not None:
-            vocab = dataset.vocab.size
-            model = model_from_state(vocab, spec.config, {k: torch.from_numpy(v) for k, v in spec.state.items()})
-        trainer = Trainer(spec.config, dataset, model=model, step=spec.start_step)
+        if spec.resume_path is not None:
+            trainer = resume.restore(resume.load(spec.resume_path), dataset)
+            out.resumed(trainer)
+        else:
+            model = None
+            if spec.state is not None:
+                vocab = dataset.vocab.size
+                model = model_from_state(vocab, spec.config, {k: torch.from_numpy(v) for k, v in spec.state.items()})
+            trainer = Trainer(spec.config, dataset, model=model, step=spec.start_step)
+        if spec.tracking is not None:
+            recorder = out.recorder = RunRecorder(spec.tracking, trainer.config.steps)
         if spec.hook is not None:
             spec.hook(trainer)
         _train(trainer, spec, commands, out)
     except Exception as exc:  # shown to the user as the job's error; the server never sees a traceback
         out.status, out.message = ERROR, f"{type(exc).__name__}: {exc}"
+        if recorder is not None and trainer is not None:
+            recorder.close(trainer, ERROR, out.message)
         out.publish(trainer, final=True, tb=traceback.format_exc())
 
 
-def _listen(conn: Connection, commands: queue.Queue) -> None:
+def _listen(conn: Connection, commands: queue.Queue, tracked: bool, stopping: threading.Event) -> None:
     try:
         while True:
-            commands.put(conn.recv())
+            command = conn.recv()
+            if command[0] == "stop":
+                stopping.set()
+            commands.put(command)
     except (EOFError, OSError):
-        os._exit(0)  # the job (or its whole server) is gone: nobody is left to train for
+        _suspend_or_exit(commands, tracked)  # the job (or its whole server) is gone: nobody is left to train for
+
+
+def _on_sigterm(commands: queue.Queue, tracked: bool, stopping: threading.Event) -> None:
+    """SIGTERM after a stop command ends the process at once (stop() lands mid-step); otherwise (a shutdown of
+    the server's process group, a `kill`) it suspends the run like a closed pipe does."""
+
+    def handle(signum: int, frame: object) -> None:
+        if stopping.is_set() or not tracked:
+            os._exit(0)
+        _suspend_or_exit(commands, tracked)
+
+    signal.signal(signal.SIGTERM, handle)
+
+
+def _suspend_or_exit(commands: queue.Queue, tracked: bool) -> None:
+    if not tracked:
+        os._exit(0)
+    commands.put(("suspend",))
+    timer = threading.Timer(SUSPEND_GRACE_S, os._exit, args=(0,))
+    timer.daemon = True
+    timer.start()
 
 
 def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publisher) -> None:
     config = trainer.config
+    recorder = out.recorder
     budget = spec.budget
     paused = budget is not None
-    stop = False
+    stop = suspend = False
     chunk = 1  # the first chunk is one step: its time is known (and shown) as soon as it ends
     out.status = RUNNING
     out.publish(trainer, force=True)
@@ -152,6 +205,8 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
         waiting = paused and not budget and not stop
         if waiting and out.status != PAUSED:
             out.status = PAUSED
+            if recorder is not None:
+                recorder.checkpoint(trainer, PAUSED)
             out.publish(trainer, force=True, weights=True)
         for cmd in _commands(commands, block=waiting):
             if cmd[0] == "run":
@@ -162,6 +217,14 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
                 paused, budget = True, int(cmd[1])
             elif cmd[0] == "stop":
                 stop = True
+            elif cmd[0] == "suspend":
+                suspend = True
+        if suspend:
+            out.status, out.message = INTERRUPTED, f"interrupted at step {trainer.step:,}"
+            if recorder is not None:
+                recorder.suspend(trainer)
+            out.publish(trainer, final=True)
+            os._exit(0)
         if stop:
             out.status, out.message = STOPPED, f"stopped at step {trainer.step:,}"
             break
@@ -179,6 +242,8 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
         result = trainer.advance(n)
         dt = time.perf_counter() - t0
         out.note_chunk(first, result.losses, result.steps_run, dt)
+        if recorder is not None:
+            recorder.observe(trainer, first, result, RUNNING)
         if out.seconds_per_step > 0:
             chunk = int(min(max(1, CHUNK_SECONDS / out.seconds_per_step), MAX_CHUNK))
         if budget is not None:
@@ -200,7 +265,21 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
             out.message = f"reached dev loss {result.evaluated.dev_loss:.4f} at step {trainer.step:,}"
             break
         out.publish(trainer)
-    out.publish(trainer, final=True)
+    _finish(trainer, out)
+
+
+def _finish(trainer: Trainer, out: _Publisher) -> None:
+    """The end of a run: full-split losses of its final weights (here, not in the server: they are heavy for a
+    big model), its last resume checkpoint and status in the store, then the final update."""
+    recorder = out.recorder
+    if recorder is not None:
+        recorder.checkpoint(trainer, out.status, out.message)  # first: a stop's grace may end us mid-evaluation
+    out.final_losses = {f"{split}_loss": trainer.evaluate(split) for split in ("train", "dev")}
+    out.publish(trainer, final=True)  # the page shows the end at once; the store's writes follow
+    if recorder is not None:
+        if out.final_losses:
+            recorder.log(final_metrics(out.final_losses, trainer.step))
+        recorder.close(trainer, out.status, out.message, timeout=4.0)
 
 
 def _commands(commands: queue.Queue, block: bool) -> list[tuple]:
@@ -229,6 +308,15 @@ class _Publisher:
         self._best_sent: int | None = None
         self._last_publish = 0.0
         self._last_weights = 0.0
+        self.recorder: RunRecorder | None = None
+        self._gone = False
+        self.final_losses: dict[str, float] | None = None
+
+    def resumed(self, trainer: Trainer) -> None:
+        """The job already holds what the resumed trainer recorded before: send only what comes after."""
+        self._evals_sent = len(trainer.evals)
+        self._embeddings_sent = {s.step for s in trainer.embedding_snapshots}
+        self._best_sent = trainer.best_step
 
     def note_chunk(self, first_step: int, losses: np.ndarray | None, steps: int, seconds: float) -> None:
         if losses is not None and len(losses):
@@ -271,7 +359,11 @@ class _Publisher:
             evals=list(trainer.evals[self._evals_sent :]),
             final=final,
             traceback=tb,
+            final_losses=self.final_losses,
         )
+        if self.recorder is not None:
+            update.run_id, update.store_error = self.recorder.run_id, self.recorder.error
+            update.checkpoint_step = self.recorder.checkpoint_step
         self._history = []
         self._evals_sent = len(trainer.evals)
         snaps = trainer.embedding_snapshots
@@ -308,7 +400,11 @@ class _Publisher:
         return start, tuple(points[start:])
 
     def _send(self, update: Update) -> None:
+        if self._gone:
+            return
         try:
             self.conn.send(update)
         except (BrokenPipeError, EOFError, OSError):
-            os._exit(0)  # the job is gone
+            if self.recorder is None:
+                os._exit(0)  # the job is gone
+            self._gone = True  # the listener saw the pipe close too: the loop suspends (checkpoint) and exits

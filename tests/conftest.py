@@ -1,5 +1,8 @@
 """Shared test fixtures."""
 
+import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -10,9 +13,17 @@ from mlp_core.config import TrainConfig
 
 
 def pytest_configure(config):
+    # Runs the tests make go to a run store of their own, never to a developer's mlp_home/ or tracking server;
+    # set in the environment so that the servers and CLI processes the tests start inherit it.
+    os.environ["MLP_HOME"] = tempfile.mkdtemp(prefix="mlp-home-tests-")
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
     # One intra-op thread for the whole suite: the models here are tiny, and on a 2-core machine two OpenMP
     # threads spin against each other (test_trainer.py + test_job.py: 3.6 s with one thread, 6-9 s with two).
     torch.set_num_threads(1)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(os.environ.get("MLP_HOME", ""), ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------- engine tests

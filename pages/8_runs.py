@@ -1,0 +1,163 @@
+"""Runs: every run this browser started, across restarts (the run store): open, continue, download, rename, delete."""
+
+import streamlit as st
+
+from dashboard import layout
+
+layout.setup_page("Runs")
+
+from dashboard import run_table, state  # noqa: E402
+from mlp_core.checkpoint import checkpoint_bytes  # noqa: E402
+from mlp_core.data import Vocab  # noqa: E402
+from mlp_core.store import StoreError  # noqa: E402
+from mlp_core.trainer import model_from_state  # noqa: E402
+
+ACTION_ERRORS = (StoreError, PermissionError, ValueError, RuntimeError, OSError)
+
+st.caption(
+    "Every run you started in this browser, kept in the run store "
+    f"(`{state.store().uri}`), so a restart of the server loses nothing. Someone with a run's link can watch it; "
+    "only you see it here."
+)
+try:
+    records = state.my_runs()
+except StoreError as exc:
+    st.error(f"The run store cannot be read: {exc}")
+    st.stop()
+if not records:
+    st.info("No runs yet: press **Start** in the sidebar. Every run you start appears here and survives restarts.")
+    st.stop()
+
+frame = run_table.runs_frame(records)
+selection = st.dataframe(
+    frame,
+    hide_index=True,
+    key="runs_page_table",
+    on_select="rerun",
+    selection_mode="single-row",
+    column_config={
+        "best dev": st.column_config.NumberColumn(format="%.4f"),
+        "train/dev gap": st.column_config.NumberColumn(format="%+.4f", help="dev − train: above ~0.05, overfitting"),
+        "started": st.column_config.DatetimeColumn(format="YYYY-MM-DD HH:mm"),
+        "step": st.column_config.NumberColumn(format="%d"),
+        "run id": st.column_config.TextColumn(help="The run's id in MLflow (`python -m mlp_core runs`)"),
+    },
+)
+st.caption(
+    f"{len(records):,} runs. Click a column's header to sort; select a row for what you can do with that run. "
+    "Interrupted: its process ended without it (a restart, a crash); Continue goes on from its last checkpoint."
+)
+rows = selection.selection.rows if selection is not None else []
+if not rows:
+    st.stop()
+record = records[rows[0]]
+outcome = st.session_state.pop("runs_outcome", None)
+if outcome is not None:
+    (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+
+
+def _act(what: str, store_run_id: str) -> None:
+    """A button's callback: every action checks that this browser owns the run first (state.my_run)."""
+    reg = state.registry()
+    session = state.current_run()
+    try:
+        rec = state.my_run(store_run_id)
+        busy = session.job is not None and session.job.snapshot().active
+        if what in ("open", "continue") and busy and session.job.snapshot().run_id != rec.run_id:
+            raise ValueError("your current run is training: pause or stop it first (it stays in this list)")
+        if what == "open":
+            reg.open_record(session.run_id, rec)
+            message = f"Opened **{rec.name}**: it is now the current run on every page."
+        elif what == "continue":
+            reg.open_record(session.run_id, rec)
+            if rec.resumable:
+                reg.resume_job(session.run_id)
+                message = f"**{rec.name}** goes on from step {rec.step:,}."
+            else:
+                reg.continue_job(session.run_id, "best")
+                message = f"A new run goes on from **{rec.name}**'s best-dev weights; it is the current run."
+        elif what == "rename":
+            name = st.session_state.get(f"runs_new_name_{rec.run_id}", "")
+            state.store().rename(rec.run_id, name)
+            message = f"Renamed to **{' '.join(name.split())}**."
+        elif what == "delete":
+            if session.job is not None and session.job.snapshot().run_id == rec.run_id and session.job.live:
+                raise ValueError("this run is training: stop it before deleting it")
+            state.store().delete(rec.run_id)
+            message = f"Deleted **{rec.name}**."
+        else:
+            return
+        st.session_state["runs_outcome"] = ("ok", message)
+    except ACTION_ERRORS as exc:
+        st.session_state["runs_outcome"] = ("error", str(exc))
+
+
+def _checkpoint(store_run_id: str, which: str) -> bytes:
+    """The selected run's weights (current or best-dev) as a plain safetensors checkpoint, made on click."""
+    rec = state.my_run(store_run_id)
+    resume = state.store().load_resume(rec.run_id)
+    prefix = "best." if which == "best" and any(k.startswith("best.") for k in resume.tensors) else "model."
+    weights = {k[len(prefix) :]: v for k, v in resume.tensors.items() if k.startswith(prefix)}
+    step = resume.meta["best_step"] if prefix == "best." else resume.step
+    vocab = Vocab(resume.vocab)
+    model = model_from_state(vocab.size, resume.config, weights)
+    meta = {"step": step, "run_id": rec.run_id, "dataset_name": rec.dataset, "best_dev_loss": rec.best_dev}
+    return checkpoint_bytes(model, resume.config.replace(device="cpu"), vocab, meta)
+
+
+st.subheader(record.name)
+st.markdown(
+    f"**{record.status}** at step {record.step:,} · dataset {record.dataset or '—'} · "
+    f"best dev **{state.fmt_loss(record.best_dev)}** · run id `{record.run_id}`"
+)
+c = st.columns(4)
+c[0].button(
+    "Open",
+    key="runs_open",
+    on_click=_act,
+    args=("open", record.run_id),
+    help="Make it the current run on every page (Train, Sample, Embeddings, …)",
+    width="stretch",
+)
+c[1].button(
+    "Continue training" if not record.resumable else "Resume",
+    key="runs_continue",
+    on_click=_act,
+    args=("continue", record.run_id),
+    type="primary",
+    help="Interrupted: go on from its last checkpoint, in the same run. Ended: a new run from its best-dev weights",
+    width="stretch",
+)
+safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in record.name)[:60] or "run"
+c[2].download_button(
+    "Download weights",
+    data=lambda: _checkpoint(record.run_id, "current"),
+    file_name=f"{safe}_step{record.step}.safetensors",
+    mime="application/octet-stream",
+    key="runs_download",
+    on_click="ignore",
+    help="The run's latest weights as a checkpoint (load it on Checkpoints, or `sample --checkpoint`)",
+    width="stretch",
+)
+c[3].download_button(
+    "Download best-dev weights",
+    data=lambda: _checkpoint(record.run_id, "best"),
+    file_name=f"{safe}_best.safetensors",
+    mime="application/octet-stream",
+    key="runs_download_best",
+    on_click="ignore",
+    width="stretch",
+)
+r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
+r1.text_input("New name", value=record.name, key=f"runs_new_name_{record.run_id}", max_chars=250)
+r2.button("Rename", key="runs_rename", on_click=_act, args=("rename", record.run_id), width="stretch")
+with st.expander("Delete this run"):
+    sure = st.checkbox(f"Yes, delete **{record.name}** and its checkpoints", key="runs_delete_sure")
+    st.button(
+        "Delete",
+        key="runs_delete",
+        on_click=_act,
+        args=("delete", record.run_id),
+        disabled=not sure,
+        type="primary",
+    )
