@@ -1,0 +1,178 @@
+"""The sweep directory, one format whoever started the sweep (the CLI or the Sweep page).
+
+    sweep.json        the settings, enough to `--resume` it
+    summary.json      the live state the CLI and the dashboard read (trials, curves, best)
+    ray/              Ray Tune's experiment state (what `Tuner.restore` reads)
+    trials/<id>.safetensors   each finished trial's final weights (mlp_core checkpoints)
+    best.safetensors  a copy of the best one
+
+Files are written atomically: a reader (the dashboard) never sees half a file. No Ray here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import data
+from .config import BOUNDS, PRESETS, TrainConfig, preset
+from .model import check_memory
+from .sweep_space import Param, SweepError, check_space, largest_config, parse_param
+
+SETTINGS_FILE = "sweep.json"
+SUMMARY_FILE = "summary.json"
+RAY_DIR = "ray"
+TRIALS_DIR = "trials"
+BEST_FILE = "best.safetensors"
+MAX_TRIALS = 10_000
+
+
+# ---------------------------------------------------------------------------- settings
+@dataclass
+class SweepSettings:
+    """What a sweep was asked to do; saved as sweep.json so `--resume DIR` needs nothing else."""
+
+    data: str | None = None  # None: the built-in names
+    preset: str = "fast"
+    trials: int = 8
+    steps: int | None = None  # None: the preset's
+    params: list[str] = field(default_factory=list)
+    scheduler: str = "asha"
+    search: str = "random"
+    concurrency: int | None = None
+    cpus_per_trial: float = 1.0
+    seed: int = 0
+
+    def base_config(self) -> TrainConfig:
+        """The preset with the sweep's steps; trials run on the CPU they were given."""
+        base = preset(self.preset)
+        return base.replace(steps=self.steps if self.steps is not None else base.steps, device="cpu")
+
+    def space(self) -> list[Param]:
+        return [parse_param(s) for s in self.params]
+
+
+@dataclass
+class Prepared:
+    settings: SweepSettings
+    base: TrainConfig
+    params: list[Param]
+    dataset: data.NamesDataset
+
+
+def prepare(settings: SweepSettings) -> Prepared:
+    """Validate everything and load the data; raises SweepError/ConfigError/DatasetError before Ray starts."""
+    if settings.preset not in PRESETS:
+        raise SweepError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
+    if not 1 <= settings.trials <= MAX_TRIALS:
+        raise SweepError(f"--trials must be between 1 and {MAX_TRIALS:,}, got {settings.trials}")
+    if settings.steps is not None and not 1 <= settings.steps <= BOUNDS["steps"].high:
+        raise SweepError(f"--steps must be between 1 and {int(BOUNDS['steps'].high):,}, got {settings.steps}")
+    if settings.scheduler not in ("asha", "fifo"):
+        raise SweepError(f"--scheduler must be asha or fifo, got {settings.scheduler!r}")
+    if settings.search not in ("random", "tpe"):
+        raise SweepError(f"--search must be random or tpe, got {settings.search!r}")
+    if settings.concurrency is not None and settings.concurrency < 1:
+        raise SweepError(f"--concurrency must be at least 1, got {settings.concurrency}")
+    cpus = settings.cpus_per_trial
+    if not (isinstance(cpus, (int, float)) and math.isfinite(cpus) and 0 < cpus <= 1024):
+        raise SweepError(f"--cpus-per-trial must be a number above 0, got {cpus}")
+    if settings.search == "tpe":
+        try:
+            import optuna  # noqa: F401
+        except ImportError:
+            raise SweepError("--search tpe needs optuna, which is not installed (pip install optuna)") from None
+    base = settings.base_config()
+    params = settings.space()
+    check_space(params, base)
+    words = data.load_words(settings.data) if settings.data else data.builtin_words()
+    name = Path(settings.data).name if settings.data else "builtin"
+    dataset = data.make_dataset(words, block_size=base.block_size, split_seed=base.split_seed, name=name)
+    check_memory(dataset.vocab.size, largest_config(params, base))  # the space's largest model, refused by name
+    return Prepared(settings, base, params, dataset)
+
+
+def load_settings(sweep_dir: str | Path) -> SweepSettings:
+    path = Path(sweep_dir) / SETTINGS_FILE
+    try:
+        raw = json.loads(path.read_text())
+        return SweepSettings(**raw)
+    except FileNotFoundError:
+        raise SweepError(f"{sweep_dir} is not a sweep directory (no {SETTINGS_FILE})") from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise SweepError(f"cannot read {path}: {exc}") from None
+
+
+def read_summary(sweep_dir: str | Path) -> dict[str, Any] | None:
+    """The sweep's summary.json, or None while there is none (or it cannot be read)."""
+    try:
+        return json.loads((Path(sweep_dir) / SUMMARY_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    """Atomically: a reader (the dashboard) never sees half a file."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_finite(obj), f, allow_nan=False)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def _write_bytes(path: Path, raw: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "wb") as f:
+        f.write(raw)
+    os.replace(tmp, path)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+def _best(trials: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """The finished trial with the lowest final dev loss (its checkpoint holds exactly those weights)."""
+    done = [t for t in trials.values() if t.get("checkpoint") and t.get("dev_loss") is not None]
+    if not done:
+        return None
+    best = min(done, key=lambda t: t["dev_loss"])
+    return {"id": best["id"], "dev_loss": best["dev_loss"], "steps": best["steps"], "config": best["config"]}
+
+
+def mark_failed(out: str | Path, message: str) -> None:
+    """Record in summary.json that the driver stopped with an error (the dashboard shows it)."""
+    summary = read_summary(out)
+    if summary is not None:
+        summary.update(state="failed", error=message)
+        with contextlib.suppress(OSError):
+            _write_json(Path(out) / SUMMARY_FILE, summary)
+
+
+__all__ = [
+    "BEST_FILE",
+    "SETTINGS_FILE",
+    "SUMMARY_FILE",
+    "Prepared",
+    "SweepSettings",
+    "load_settings",
+    "mark_failed",
+    "prepare",
+    "read_summary",
+]
