@@ -30,6 +30,7 @@ SUMMARY_FILE = "summary.json"
 RAY_DIR = "ray"
 TRIALS_DIR = "trials"
 BEST_FILE = "best.safetensors"
+WORDS_FILE = "words.txt"  # the sweep's own copy of its data (none for the built-in names)
 MAX_TRIALS = 10_000
 
 
@@ -64,6 +65,7 @@ class Prepared:
     base: TrainConfig
     params: list[Param]
     dataset: data.NamesDataset
+    words: list[str] = field(default_factory=list)
 
 
 def prepare(settings: SweepSettings) -> Prepared:
@@ -95,18 +97,61 @@ def prepare(settings: SweepSettings) -> Prepared:
     name = Path(settings.data).name if settings.data else "builtin"
     dataset = data.make_dataset(words, block_size=base.block_size, split_seed=base.split_seed, name=name)
     check_memory(dataset.vocab.size, largest_config(params, base))  # the space's largest model, refused by name
-    return Prepared(settings, base, params, dataset)
+    return Prepared(settings, base, params, dataset, list(words))
 
 
 def load_settings(sweep_dir: str | Path) -> SweepSettings:
     path = Path(sweep_dir) / SETTINGS_FILE
     try:
         raw = json.loads(path.read_text())
-        return SweepSettings(**raw)
     except FileNotFoundError:
         raise SweepError(f"{sweep_dir} is not a sweep directory (no {SETTINGS_FILE})") from None
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError) as exc:
         raise SweepError(f"cannot read {path}: {exc}") from None
+    return settings_from_json(raw, path)
+
+
+# The JSON type of each sweep.json field (None: may be null): a hand-edited or damaged file is refused by name.
+_SETTING_TYPES: dict[str, tuple[type, ...]] = {
+    "data": (str, type(None)),
+    "preset": (str,),
+    "trials": (int,),
+    "steps": (int, type(None)),
+    "params": (list,),
+    "scheduler": (str,),
+    "search": (str,),
+    "concurrency": (int, type(None)),
+    "cpus_per_trial": (int, float),
+    "seed": (int,),
+}
+
+
+def settings_from_json(raw: Any, path: str | Path = SETTINGS_FILE) -> SweepSettings:
+    """SweepSettings from sweep.json's object; a field of the wrong type is a SweepError naming it."""
+    if not isinstance(raw, dict):
+        raise SweepError(f"cannot read {path}: it holds {type(raw).__name__}, not an object of settings")
+    unknown = sorted(set(raw) - set(_SETTING_TYPES))
+    if unknown:
+        raise SweepError(f"cannot read {path}: unknown setting {unknown[0]!r}")
+    for name, value in raw.items():
+        types = _SETTING_TYPES[name]
+        ok = isinstance(value, types) and not isinstance(value, bool)
+        if name == "params":
+            ok = ok and all(isinstance(v, str) for v in value)
+        if not ok:
+            want = {"data": "a path or null", "preset": "a preset name", "params": "a list of FIELD=... strings"}
+            what = want.get(name, "a number" if float in types else "a whole number")
+            raise SweepError(f"cannot read {path}: {name} must be {what}, got {json.dumps(value)}")
+    return SweepSettings(**raw)
+
+
+def sweep_words(sweep_dir: str | Path) -> list[str]:
+    """The words a sweep trained on, whoever started it: its words.txt, else the data its sweep.json names."""
+    own = Path(sweep_dir) / WORDS_FILE
+    if own.is_file():
+        return data.load_words(own)
+    settings = load_settings(sweep_dir)
+    return data.load_words(settings.data) if settings.data else data.builtin_words()
 
 
 def read_summary(sweep_dir: str | Path) -> dict[str, Any] | None:

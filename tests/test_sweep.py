@@ -454,3 +454,29 @@ def test_sweep_page_shows_a_past_sweep(tmp_path, monkeypatch):
         assert at.session_state["hp_lr"] == 0.02 and at.session_state["hp_optimizer"] == "adamw"
     finally:
         st.cache_resource.clear()
+
+
+# ---------------------------------------------------------------------------- issue 15: a damaged sweep.json
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("trials", "8"), ("steps", [1]), ("preset", 3), ("data", 5), ("concurrency", "2"), ("params", "lr=1:2"),
+     ("trials", True), ("cpus_per_trial", None), ("nope", 1)],
+)  # fmt: skip
+def test_resume_with_a_malformed_sweep_json_is_one_line_exit_2(field, value, tmp_path, capsys, no_ray):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    raw = {**sweep.SweepSettings(trials=2, steps=10).__dict__, field: value}
+    (out / sweep.SETTINGS_FILE).write_text(json.dumps(raw))
+    code, stdout, err = run_main(["sweep", "--resume", str(out)], capsys)
+    assert code == 2 and err.count("\n") == 1 and "Traceback" not in err, err
+    assert field in err and stdout == ""
+
+
+def test_a_cli_sweep_directory_holds_its_words(words_file, tmp_path):
+    """One format: `sweep --data X --out D` copies X into D (as the Sweep page's sweeps have), read by sweep_words."""
+    out = tmp_path / "mine"
+    sweep.start(sweep.prepare(sweep.SweepSettings(data=str(words_file), trials=1, steps=10)), out)
+    assert (out / sweep.WORDS_FILE).read_text() == words_file.read_text()
+    assert sweep.sweep_words(out) == data.load_words(words_file)
+    (out / sweep.WORDS_FILE).unlink()  # a sweep saved before this change: sweep.json's data path still works
+    assert sweep.sweep_words(out) == data.load_words(words_file)
