@@ -43,6 +43,7 @@ from .sweep_store import (  # noqa: F401 (re-exported)
     SETTINGS_FILE,
     SUMMARY_FILE,
     TRIALS_DIR,
+    WORDS_FILE,
     Prepared,
     SweepSettings,
     _best,
@@ -53,6 +54,8 @@ from .sweep_store import (  # noqa: F401 (re-exported)
     mark_failed,
     prepare,
     read_summary,
+    settings_from_json,
+    sweep_words,
 )
 
 METRIC = "dev_loss"
@@ -279,6 +282,8 @@ def start(prepared: Prepared, out: str | Path, *, overwrite: bool = False) -> No
     if (out / SETTINGS_FILE).exists() and not overwrite:
         raise SweepError(f"{out} already holds a sweep; continue it with --resume {out} or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    if settings.data and Path(settings.data).resolve() != (out / WORDS_FILE).resolve():
+        data.write_words(prepared.words, out / WORDS_FILE)  # the directory holds its data: loadable anywhere
     _write_json(out / SETTINGS_FILE, asdict(settings))
 
 
