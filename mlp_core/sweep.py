@@ -50,12 +50,15 @@ from .sweep_store import (  # noqa: F401 (re-exported)
     _finite,
     _write_bytes,
     _write_json,
+    driver_alive,
     load_settings,
     mark_failed,
     prepare,
+    process_start,
     read_summary,
     settings_from_json,
     sweep_words,
+    trials_at_once,
 )
 
 METRIC = "dev_loss"
@@ -329,7 +332,9 @@ def _run_tune(
     Recorder = _make_recorder(tune.Callback)
     _Active.out, _Active.on_change = out, on_change
     summary = read_summary(out) or {}
-    summary.update(settings=asdict(s), state="running", driver_pid=os.getpid(), trials=summary.get("trials", {}))
+    summary.update(settings=asdict(s), state="running", trials=summary.get("trials", {}))
+    # Who drives it: a reader tells a live driver from one killed with SIGKILL (its summary still says running).
+    summary.update(driver_pid=os.getpid(), driver_start=process_start(os.getpid()), error=None)
     summary.setdefault("started", time.time())
     _write_json(out / SUMMARY_FILE, summary)
 

@@ -96,8 +96,15 @@ def prepare(settings: SweepSettings) -> Prepared:
     words = data.load_words(settings.data) if settings.data else data.builtin_words()
     name = Path(settings.data).name if settings.data else "builtin"
     dataset = data.make_dataset(words, block_size=base.block_size, split_seed=base.split_seed, name=name)
-    check_memory(dataset.vocab.size, largest_config(params, base))  # the space's largest model, refused by name
+    # The space's largest model, as many at once as run concurrently, refused by name.
+    check_memory(dataset.vocab.size, largest_config(params, base), copies=trials_at_once(settings))
     return Prepared(settings, base, params, dataset, list(words))
+
+
+def trials_at_once(settings: SweepSettings) -> int:
+    """How many trials run concurrently on a local Ray: --concurrency, else one per CPU (at most --trials)."""
+    cpus = max(1, int((os.cpu_count() or 1) / max(settings.cpus_per_trial, 1e-9)))
+    return max(1, min(settings.concurrency or cpus, settings.trials))
 
 
 def load_settings(sweep_dir: str | Path) -> SweepSettings:
@@ -152,6 +159,24 @@ def sweep_words(sweep_dir: str | Path) -> list[str]:
         return data.load_words(own)
     settings = load_settings(sweep_dir)
     return data.load_words(settings.data) if settings.data else data.builtin_words()
+
+
+def process_start(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (/proc/<pid>/stat field 22), None when there is no such
+    process or it is a zombie: with the pid it names one process, never a later one that reuses the pid."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])  # fields[0] is field 3 (the state)
+
+
+def driver_alive(summary: dict[str, Any]) -> bool | None:
+    """Whether the driver that wrote this summary still runs; None when the summary does not say who it was."""
+    pid, started = summary.get("driver_pid"), summary.get("driver_start")
+    if not isinstance(pid, int) or not isinstance(started, int):
+        return None
+    return process_start(pid) == started
 
 
 def read_summary(sweep_dir: str | Path) -> dict[str, Any] | None:
