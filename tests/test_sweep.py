@@ -345,9 +345,9 @@ import sys, time
 from dashboard.sweep_runs import SweepLauncher
 from mlp_core import data
 launcher = SweepLauncher()
-launcher.start(data.load_words(sys.argv[1]), ["--preset", "fast", "--trials", "2", "--steps", "1000000",
-               "--concurrency", "1", "--scheduler", "fifo"])
-print(launcher._proc.pid, flush=True)
+launcher.start("server", data.load_words(sys.argv[1]), ["--preset", "fast", "--trials", "2", "--steps", "1000000",
+               "--scheduler", "fifo"], concurrency=1)
+print(next(iter(launcher._procs.values()))[0].pid, flush=True)
 time.sleep(600)
 """
 
