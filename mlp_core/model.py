@@ -162,13 +162,15 @@ def estimate_memory_bytes(vocab_size: int, config: TrainConfig) -> int:
     return 4 * (2 * params + optimizer_state + activations)
 
 
-def check_memory(vocab_size: int, config: TrainConfig) -> None:
-    """Refuse, with the numbers, a configuration that would need more memory than allowed."""
+def check_memory(vocab_size: int, config: TrainConfig, copies: int = 1) -> None:
+    """Refuse, with the numbers, a configuration that would need more memory than allowed (`copies` at once)."""
     limit_gb = float(os.environ.get("MLP_MAX_MEMORY_GB", DEFAULT_MAX_MEMORY_GB))
-    need = estimate_memory_bytes(vocab_size, config)
+    need = estimate_memory_bytes(vocab_size, config) * max(1, copies)
     if need > limit_gb * 1e9:
         raise ValueError(
-            f"this configuration needs about {need / 1e9:.1f} GB of memory (batch {config.batch_size:,}, "
+            f"this configuration needs about {need / 1e9:.1f} GB of memory "
+            + (f"({copies} trials at once; " if copies > 1 else "(")
+            + f"batch {config.batch_size:,}, "
             f"hidden {config.hidden:,} x {config.hidden_layers}, {count_params(vocab_size, config):,} parameters); "
             f"the limit is {limit_gb:g} GB (MLP_MAX_MEMORY_GB): use a smaller batch or model"
         )

@@ -286,6 +286,7 @@ class RunRegistry:
         self._lock = threading.RLock()
         self._reaper: threading.Thread | None = None
         self._reaper_stop = threading.Event()
+        self._reserved: dict[str, tuple[int, Callable[[], bool]]] = {}  # holder -> (slots, still alive?)
         warm_up()  # the worker launcher boots while the first user is still choosing settings
 
     # ------------------------------------------------------------------ runs
@@ -387,7 +388,34 @@ class RunRegistry:
     def active_jobs(self) -> int:
         """Training jobs and LR sweeps running or paused, server-wide."""
         with self._lock:
-            return sum(run.busy for run in self._runs.values())
+            return sum(run.busy for run in self._runs.values()) + self.reserved_slots()
+
+    def reserve_slots(self, holder: str, wanted: int, alive: Callable[[], bool]) -> int:
+        """Up to `wanted` free slots of the cap for work outside the runs (a sweep's concurrent trials), held
+        while alive() is true; returns how many (at least 1), or CapacityError when none is free."""
+        with self._lock:
+            self._reserved.pop(holder, None)  # a holder's new reservation replaces its old one
+            free = self.max_active_jobs - self.active_jobs()
+            if free < 1:
+                raise CapacityError(
+                    f"The server is already training {self.active_jobs()} runs or trials (the limit is "
+                    f"{self.max_active_jobs}); stop one of yours or wait a few minutes and try again."
+                )
+            granted = max(1, min(int(wanted), free))
+            self._reserved[holder] = (granted, alive)
+            return granted
+
+    def release_slots(self, holder: str) -> None:
+        with self._lock:
+            self._reserved.pop(holder, None)
+
+    def reserved_slots(self) -> int:
+        """Slots held by reservations whose work still runs (ended ones are dropped)."""
+        with self._lock:
+            for holder, (_, alive) in list(self._reserved.items()):
+                if not alive():
+                    del self._reserved[holder]
+            return sum(n for n, _ in self._reserved.values())
 
     def _require_slot(self, run: Run, replacing: Any = None) -> None:
         busy_elsewhere = self.active_jobs()

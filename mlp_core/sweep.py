@@ -1,16 +1,10 @@
-"""Hyperparameter sweeps on Ray Tune: a search space over TrainConfig fields, the Trainer as a trial.
+"""Hyperparameter sweeps on Ray Tune: the driver, with the Trainer as a trial.
 
 Ray is the engine at the edge: this is the one module that imports it (lazily, so `mlp_core` works
 without it). A trial is `_trial`, a function of a config dict that runs the project's own `Trainer`
 and reports the dev loss at every evaluation point; scheduling, early stopping (ASHA), retries,
-resume and placement on a cluster are Ray's.
-
-A sweep directory holds:
-    sweep.json        the settings, enough to `--resume` it
-    summary.json      the live state the CLI and the dashboard read (trials, curves, best)
-    ray/              Ray Tune's experiment state (what `Tuner.restore` reads)
-    trials/<id>.safetensors   each finished trial's final weights (mlp_core checkpoints)
-    best.safetensors  a copy of the best one
+resume and placement on a cluster are Ray's. The search space is `sweep_space`, the directory the
+driver fills is `sweep_store` (both re-exported here: `from mlp_core.sweep import ...` keeps working).
 
 The weights travel to the driver inside the trial's last result (a few hundred KB at most), not
 through a filesystem: a worker on another machine needs no shared storage for `--out` to fill.
@@ -19,264 +13,57 @@ through a filesystem: a worker on another machine needs no shared storage for `-
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import re
 import shutil
 import socket
-import tempfile
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from . import data
-from .config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, preset, to_dict
-from .model import check_memory
+from .config import to_dict
+from .sweep_space import (  # noqa: F401 (re-exported)
+    NOT_SWEPT,
+    Param,
+    SweepError,
+    check_space,
+    largest_config,
+    parse_param,
+    sweepable_fields,
+    tune_space,
+)
+from .sweep_store import (  # noqa: F401 (re-exported)
+    BEST_FILE,
+    MAX_TRIALS,
+    RAY_DIR,
+    SETTINGS_FILE,
+    SUMMARY_FILE,
+    TRIALS_DIR,
+    WORDS_FILE,
+    Prepared,
+    SweepSettings,
+    _best,
+    _finite,
+    _write_bytes,
+    _write_json,
+    driver_alive,
+    load_settings,
+    mark_failed,
+    prepare,
+    process_start,
+    read_summary,
+    settings_from_json,
+    sweep_words,
+    trials_at_once,
+)
 
-SETTINGS_FILE = "sweep.json"
-SUMMARY_FILE = "summary.json"
-RAY_DIR = "ray"
-TRIALS_DIR = "trials"
-BEST_FILE = "best.safetensors"
 METRIC = "dev_loss"
-MAX_TRIALS = 10_000
 ADDRESS_TIMEOUT_S = 20.0  # TCP check + Ray's own connect; the whole give-up stays under 30 s
 OBJECT_STORE_BYTES = 128 * 1024**2  # the dataset is the only big object (~15 MB at block size 8)
-NOT_SWEPT = ("device",)  # trials ask Ray for CPUs only
-
-
-class SweepError(ValueError):
-    """A sweep cannot start or continue; the message says why in one line."""
-
-
-# ---------------------------------------------------------------------------- the search space
-@dataclass(frozen=True)
-class Param:
-    """One swept field: a uniform / log-uniform range (ints stay ints), or a choice of values."""
-
-    field: str
-    low: float | None = None
-    high: float | None = None
-    log: bool = False
-    values: tuple[Any, ...] = ()
-
-    @property
-    def is_choice(self) -> bool:
-        return bool(self.values)
-
-    def spec(self) -> str:
-        """Back to the CLI's FIELD=LO:HI[:log] / FIELD=a|b form."""
-        if self.is_choice:
-            return f"{self.field}=" + "|".join(str(v) for v in self.values)
-        return f"{self.field}={self.low:g}:{self.high:g}" + (":log" if self.log else "")
-
-
-def _field_types() -> dict[str, str]:
-    return {f.name: str(f.type) for f in fields(TrainConfig)}
-
-
-def _number(text: str, name: str, kind: str) -> float | int:
-    try:
-        value = int(text) if kind == "int" and re.fullmatch(r"[+-]?\d+", text.strip()) else float(text)
-    except ValueError:
-        raise SweepError(f"--param {name}: {text!r} is not a number") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise SweepError(f"--param {name}: {text!r} is not a finite number")
-    return value
-
-
-def parse_param(spec: str) -> Param:
-    """'lr=1e-3:1e-1:log', 'hidden=64:256', 'optimizer=sgd|adamw' or 'dropout=0.1' (a fixed value)."""
-    name, sep, rest = spec.partition("=")
-    name = name.strip().replace("-", "_")
-    types = _field_types()
-    if not sep or not name or not rest.strip():
-        raise SweepError(f"--param must look like FIELD=LO:HI, FIELD=LO:HI:log or FIELD=a|b|c, got {spec!r}")
-    if name not in types:
-        raise SweepError(f"--param: unknown field {name!r}; sweepable: {', '.join(sweepable_fields())}")
-    if name in NOT_SWEPT:
-        raise SweepError(f"--param: {name} cannot be swept (trials run on the CPUs Ray gives them)")
-    kind = types[name]
-    parts = [p.strip() for p in rest.split(":")]
-    if "|" in rest or len(parts) == 1:
-        raw = [v.strip() for v in rest.split("|")]
-        if any(not v for v in raw):
-            raise SweepError(f"--param {name}: empty choice in {rest!r}")
-        values = tuple(v if kind == "str" else _number(v, name, kind) for v in raw)
-        return Param(name, values=tuple(dict.fromkeys(values)))
-    if kind == "str":
-        raise SweepError(f"--param {name} takes choices like {name}={'|'.join(CHOICES[name])}, got {rest!r}")
-    if len(parts) not in (2, 3) or (len(parts) == 3 and parts[2] != "log"):
-        raise SweepError(f"--param {name}: a range is LO:HI or LO:HI:log, got {rest!r}")
-    low, high = _number(parts[0], name, kind), _number(parts[1], name, kind)
-    if low > high:
-        raise SweepError(f"--param {name}: LO {parts[0]} is greater than HI {parts[1]}")
-    log = len(parts) == 3
-    if log and low <= 0:
-        raise SweepError(f"--param {name}: a log range needs LO > 0, got {parts[0]}")
-    return Param(name, low=low, high=high, log=log)
-
-
-def sweepable_fields() -> list[str]:
-    return [f.name for f in fields(TrainConfig) if f.name not in NOT_SWEPT]
-
-
-def check_space(params: Sequence[Param], base: TrainConfig) -> None:
-    """Every value the space can draw must be a valid TrainConfig (BOUNDS/CHOICES), checked before anything starts."""
-    seen: set[str] = set()
-    for p in params:
-        if p.field in seen:
-            raise SweepError(f"--param {p.field} is given twice")
-        seen.add(p.field)
-        for value in p.values or (p.low, p.high):
-            try:
-                base.replace(**{p.field: value})
-            except ConfigError as exc:
-                raise SweepError(f"--param {p.spec()}: {exc}") from None
-
-
-def largest_config(params: Sequence[Param], base: TrainConfig) -> TrainConfig:
-    """The corner of the space that needs the most memory: every numeric field at its largest value."""
-    changes: dict[str, Any] = {}
-    for p in params:
-        numeric = [v for v in (p.values or (p.low, p.high)) if isinstance(v, (int, float))]
-        if numeric:
-            changes[p.field] = max(numeric)
-    return base.replace(**changes) if changes else base
-
-
-def tune_space(params: Sequence[Param]) -> dict[str, Any]:
-    """The Ray Tune search space; integer fields draw integers (HI inclusive)."""
-    from ray import tune
-
-    types = _field_types()
-    space: dict[str, Any] = {}
-    for p in params:
-        if p.is_choice:
-            space[p.field] = tune.choice(list(p.values))
-        elif types[p.field] == "int":
-            lo, hi = int(p.low), int(p.high) + 1  # randint's upper end is exclusive
-            space[p.field] = tune.lograndint(lo, hi) if p.log else tune.randint(lo, hi)
-        else:
-            space[p.field] = tune.loguniform(p.low, p.high) if p.log else tune.uniform(p.low, p.high)
-    return space
-
-
-# ---------------------------------------------------------------------------- settings
-@dataclass
-class SweepSettings:
-    """What a sweep was asked to do; saved as sweep.json so `--resume DIR` needs nothing else."""
-
-    data: str | None = None  # None: the built-in names
-    preset: str = "fast"
-    trials: int = 8
-    steps: int | None = None  # None: the preset's
-    params: list[str] = field(default_factory=list)
-    scheduler: str = "asha"
-    search: str = "random"
-    concurrency: int | None = None
-    cpus_per_trial: float = 1.0
-    seed: int = 0
-
-    def base_config(self) -> TrainConfig:
-        """The preset with the sweep's steps; trials run on the CPU they were given."""
-        base = preset(self.preset)
-        return base.replace(steps=self.steps if self.steps is not None else base.steps, device="cpu")
-
-    def space(self) -> list[Param]:
-        return [parse_param(s) for s in self.params]
-
-
-@dataclass
-class Prepared:
-    settings: SweepSettings
-    base: TrainConfig
-    params: list[Param]
-    dataset: data.NamesDataset
-
-
-def prepare(settings: SweepSettings) -> Prepared:
-    """Validate everything and load the data; raises SweepError/ConfigError/DatasetError before Ray starts."""
-    if settings.preset not in PRESETS:
-        raise SweepError(f"unknown preset {settings.preset!r}; choose one of {', '.join(PRESETS)}")
-    if not 1 <= settings.trials <= MAX_TRIALS:
-        raise SweepError(f"--trials must be between 1 and {MAX_TRIALS:,}, got {settings.trials}")
-    if settings.steps is not None and not 1 <= settings.steps <= BOUNDS["steps"].high:
-        raise SweepError(f"--steps must be between 1 and {int(BOUNDS['steps'].high):,}, got {settings.steps}")
-    if settings.scheduler not in ("asha", "fifo"):
-        raise SweepError(f"--scheduler must be asha or fifo, got {settings.scheduler!r}")
-    if settings.search not in ("random", "tpe"):
-        raise SweepError(f"--search must be random or tpe, got {settings.search!r}")
-    if settings.concurrency is not None and settings.concurrency < 1:
-        raise SweepError(f"--concurrency must be at least 1, got {settings.concurrency}")
-    cpus = settings.cpus_per_trial
-    if not (isinstance(cpus, (int, float)) and math.isfinite(cpus) and 0 < cpus <= 1024):
-        raise SweepError(f"--cpus-per-trial must be a number above 0, got {cpus}")
-    if settings.search == "tpe":
-        try:
-            import optuna  # noqa: F401
-        except ImportError:
-            raise SweepError("--search tpe needs optuna, which is not installed (pip install optuna)") from None
-    base = settings.base_config()
-    params = settings.space()
-    check_space(params, base)
-    words = data.load_words(settings.data) if settings.data else data.builtin_words()
-    name = Path(settings.data).name if settings.data else "builtin"
-    dataset = data.make_dataset(words, block_size=base.block_size, split_seed=base.split_seed, name=name)
-    check_memory(dataset.vocab.size, largest_config(params, base))  # the space's largest model, refused by name
-    return Prepared(settings, base, params, dataset)
-
-
-def load_settings(sweep_dir: str | Path) -> SweepSettings:
-    path = Path(sweep_dir) / SETTINGS_FILE
-    try:
-        raw = json.loads(path.read_text())
-        return SweepSettings(**raw)
-    except FileNotFoundError:
-        raise SweepError(f"{sweep_dir} is not a sweep directory (no {SETTINGS_FILE})") from None
-    except (OSError, ValueError, TypeError) as exc:
-        raise SweepError(f"cannot read {path}: {exc}") from None
-
-
-def read_summary(sweep_dir: str | Path) -> dict[str, Any] | None:
-    """The sweep's summary.json, or None while there is none (or it cannot be read)."""
-    try:
-        return json.loads((Path(sweep_dir) / SUMMARY_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    """Atomically: a reader (the dashboard) never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(_finite(obj), f, allow_nan=False)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
-def _write_bytes(path: Path, raw: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "wb") as f:
-        f.write(raw)
-    os.replace(tmp, path)
-
-
-def _finite(obj: Any) -> Any:
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _finite(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_finite(v) for v in obj]
-    return obj
 
 
 # ---------------------------------------------------------------------------- the trial (runs on a Ray worker)
@@ -422,15 +209,6 @@ def _error_line(trial: Any) -> str:
     return "the trial failed"
 
 
-def _best(trials: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
-    """The finished trial with the lowest final dev loss (its checkpoint holds exactly those weights)."""
-    done = [t for t in trials.values() if t.get("checkpoint") and t.get("dev_loss") is not None]
-    if not done:
-        return None
-    best = min(done, key=lambda t: t["dev_loss"])
-    return {"id": best["id"], "dev_loss": best["dev_loss"], "steps": best["steps"], "config": best["config"]}
-
-
 # ---------------------------------------------------------------------------- connecting to Ray
 def check_address(address: str) -> None:
     """A host:port that does not answer is reported in seconds, not after Ray's minute of retries."""
@@ -507,6 +285,8 @@ def start(prepared: Prepared, out: str | Path, *, overwrite: bool = False) -> No
     if (out / SETTINGS_FILE).exists() and not overwrite:
         raise SweepError(f"{out} already holds a sweep; continue it with --resume {out} or choose another --out")
     out.mkdir(parents=True, exist_ok=True)
+    if settings.data and Path(settings.data).resolve() != (out / WORDS_FILE).resolve():
+        data.write_words(prepared.words, out / WORDS_FILE)  # the directory holds its data: loadable anywhere
     _write_json(out / SETTINGS_FILE, asdict(settings))
 
 
@@ -552,7 +332,9 @@ def _run_tune(
     Recorder = _make_recorder(tune.Callback)
     _Active.out, _Active.on_change = out, on_change
     summary = read_summary(out) or {}
-    summary.update(settings=asdict(s), state="running", driver_pid=os.getpid(), trials=summary.get("trials", {}))
+    summary.update(settings=asdict(s), state="running", trials=summary.get("trials", {}))
+    # Who drives it: a reader tells a live driver from one killed with SIGKILL (its summary still says running).
+    summary.update(driver_pid=os.getpid(), driver_start=process_start(os.getpid()), error=None)
     summary.setdefault("started", time.time())
     _write_json(out / SUMMARY_FILE, summary)
 
@@ -641,15 +423,6 @@ def _final(summary: dict[str, Any], out: Path, cluster: dict[str, Any], seconds:
     summary["result"] = result
     _write_json(out / SUMMARY_FILE, summary)
     return result
-
-
-def mark_failed(out: str | Path, message: str) -> None:
-    """Record in summary.json that the driver stopped with an error (the dashboard shows it)."""
-    summary = read_summary(out)
-    if summary is not None:
-        summary.update(state="failed", error=message)
-        with contextlib.suppress(OSError):
-            _write_json(Path(out) / SUMMARY_FILE, summary)
 
 
 __all__ = [

@@ -21,9 +21,9 @@ import torch
 import torch.nn.functional as F
 
 from .config import TrainConfig
-from .diagnostics import DiagnosticsPoint, DiagnosticsRecorder
 from .history import DecimatedSeries
 from .model import EVAL_ROWS, MLP, build_model, check_memory, resolve_device
+from .probes import DiagnosticsPoint, DiagnosticsRecorder
 
 if TYPE_CHECKING:
     from .data import NamesDataset

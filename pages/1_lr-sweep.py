@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from dashboard import charts, datasets, layout, state
+from dashboard import actions, charts, datasets, layout, state
 from mlp_core.data import DatasetError
 from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED, BackgroundTask
 from mlp_core.lr_sweep import lr_range_test
@@ -39,15 +39,19 @@ if b1.button("Run LR sweep", key="btn_sweep", type="primary", disabled=running):
     else:
         cfg = settings.config
         try:
+            driver = actions.driver(run)  # a watcher starts nothing in the run it watches
             ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run)
             task = BackgroundTask(lambda report: lr_range_test(cfg, ds, lo, hi, int(num), progress=report))
-            state.registry().start_sweep(run.run_id, task, cfg)
+            driver.start_lr_sweep(task, cfg)
             sweep, running = task, True
-        except (DatasetError, CapacityError, ValueError, RuntimeError) as exc:
+        except (actions.NotDriving, DatasetError, CapacityError, ValueError, RuntimeError) as exc:
             st.error(str(exc))
 if b2.button("Cancel", key="btn_sweep_cancel", disabled=not running):
-    sweep.cancel()
-    running = False
+    try:
+        actions.driver(run).cancel_lr_sweep()
+        running = False
+    except actions.NotDriving as exc:
+        st.error(str(exc))
 
 
 def use_lr(lr: float) -> None:

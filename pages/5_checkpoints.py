@@ -5,7 +5,7 @@ import copy
 import pandas as pd
 import streamlit as st
 
-from dashboard import datasets, layout, models, state
+from dashboard import actions, datasets, layout, models, state
 from mlp_core.checkpoint import CheckpointError, describe_checkpoint, load_checkpoint
 from mlp_core.config import BOUNDS
 from mlp_core.data import DatasetError
@@ -102,10 +102,12 @@ if uploaded is not None:
             # Loaded into the run's checkpoint slot only: the current training run is not touched.
             ckpt = load_checkpoint(uploaded.getvalue())
             models.checkpoint_step(ckpt)  # its metadata's step feeds widgets below: refuse one that lies
-            run.checkpoint, run.checkpoint_name = ckpt, uploaded.name
+            actions.driver(run).load_checkpoint(ckpt, uploaded.name)
             ss[state.CKPT_UPLOAD_RESULT] = (uploaded.file_id, "")
         except CheckpointError as exc:
             ss[state.CKPT_UPLOAD_RESULT] = (uploaded.file_id, f"Cannot load {uploaded.name}: {exc}")
+        except actions.NotDriving as exc:
+            ss[state.CKPT_UPLOAD_RESULT] = (uploaded.file_id, f"{uploaded.name} was not loaded. {exc}")
     if ss[state.CKPT_UPLOAD_RESULT][1]:
         st.error(ss[state.CKPT_UPLOAD_RESULT][1])
         if run.checkpoint is not None:  # never show the previous checkpoint as if it were the rejected upload
@@ -115,22 +117,24 @@ if uploaded is not None:
             )
 
 
-def continue_from_best() -> None:
+@actions.guarded(state.BEST_TRAIN_OUTCOME)
+def continue_from_best(driver: actions.Driver) -> None:
     """Callback: a new job from the current job's best-dev weights, at the step they were evaluated."""
-    run = state.current_run()
+    run = driver.run
     if run.job is None or run.job.snapshot().best_step is None:
         return
     try:
-        job = state.registry().continue_job(run.run_id, "best")
+        job = driver.continue_job("best")
         message = f"Training on from step {job.snapshot().step:,} (the best-dev weights): see the Train page."
         st.session_state[state.BEST_TRAIN_OUTCOME] = ("ok", message)
     except (DatasetError, CapacityError, ValueError, RuntimeError) as exc:
         st.session_state[state.BEST_TRAIN_OUTCOME] = ("error", str(exc))
 
 
-def keep_training() -> None:
+@actions.guarded(state.CKPT_TRAIN_OUTCOME)
+def keep_training(driver: actions.Driver) -> None:
     """Callback (runs before the page, so the sidebar already shows the new job): continue the checkpoint."""
-    run, settings = state.current_run(), state.current_settings()
+    run, settings = driver.run, state.current_settings()
     ckpt, until = run.checkpoint, st.session_state[state.CKPT_UNTIL]
     start_step = models.checkpoint_step(ckpt)
     try:
@@ -139,8 +143,7 @@ def keep_training() -> None:
         until = int(until)
         cfg = ckpt.config.replace(steps=until, device=settings.config.device)
         ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run, vocab=ckpt.vocab)
-        state.registry().start_new_job(
-            run.run_id,
+        driver.start_new_job(
             cfg,
             ds,
             copy.deepcopy(ckpt.model),  # the uploaded copy stays as it is, for sampling and comparing

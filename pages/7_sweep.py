@@ -1,18 +1,20 @@
 """Sweep: a hyperparameter search on Ray Tune around the sidebar's settings, live; its best model one click away."""
 
 import copy
+import os
 import time
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import datasets, layout, models, state, sweep_charts
-from dashboard.sweep_runs import WORDS_FILE, SweepBusy, SweepLauncher, past_sweeps
+from dashboard import actions, datasets, layout, models, state, sweep_charts, sweep_runs
+from dashboard.sweep_runs import SweepBusy, SweepLauncher, past_sweeps
 from mlp_core import data, sweep
 from mlp_core.checkpoint import CheckpointError, load_checkpoint
 from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, to_dict
-from mlp_core.data import DatasetError
+from mlp_core.data import DatasetError, Vocab
+from mlp_core.model import check_memory
 from mlp_core.registry import CapacityError
 
 # Numeric settings offered as ranges: (field, swept by default, log scale by default).
@@ -29,12 +31,13 @@ CHOICE_FIELDS = ("optimizer", "schedule", "init")
 BASE = "fast"  # the CLI's --preset; every sidebar setting that differs from it is passed as a fixed --param
 K_SPACE, K_TRIALS, K_STEPS, K_SCHED, K_VIEW = "sweep_space", "sweep_trials", "sweep_steps", "sweep_sched", "sweep_view"
 K_OUTCOME = "sweep_outcome"
+K_RESUME_OUTCOME = "sweep_resume_outcome"
 NUMBER = st.column_config.NumberColumn(format="%g")
 
 
 @st.cache_resource(show_spinner=False)
 def launcher() -> SweepLauncher:
-    """The server's one sweep driver (shared by every session: one running sweep per server)."""
+    """The server's sweep drivers (shared by every session; each browser sees and drives only its own)."""
     return SweepLauncher()
 
 
@@ -49,7 +52,9 @@ st.markdown(
 run = state.current_run()
 settings = state.current_settings()
 cfg = settings.config
-busy = launcher().running()
+viewer = state.viewer_id()
+launcher().purge_expired()  # dashboard sweeps past MLP_SWEEP_RETENTION_DAYS go, with their copy of the words
+busy = launcher().running(viewer)
 
 
 def default_space(config: TrainConfig) -> pd.DataFrame:
@@ -68,27 +73,6 @@ def default_space(config: TrainConfig) -> pd.DataFrame:
             lo, hi = max(round(lo), 1), round(hi)
         rows.append({"setting": name, "sweep": swept, "low": lo, "high": hi, "log": log})
     return pd.DataFrame(rows)
-
-
-def specs(space: pd.DataFrame, choices: dict[str, list[str]]) -> list[str]:
-    """--param specs: the swept ranges and choices, and every other sidebar setting that differs from BASE."""
-    ints = {f for f, t in TrainConfig.__annotations__.items() if t == "int"}
-    out, swept = [], set()
-    for row in space.itertuples():
-        if not row.sweep:
-            continue
-        lo, hi = (round(row.low), round(row.high)) if row.setting in ints else (row.low, row.high)
-        out.append(f"{row.setting}={lo}:{hi}" + (":log" if row.log else ""))
-        swept.add(row.setting)
-    for name, values in choices.items():
-        if len(values) > 1:
-            out.append(f"{name}={'|'.join(values)}")
-            swept.add(name)
-    base = to_dict(PRESETS[BASE])
-    for name, value in to_dict(cfg).items():
-        if name not in swept and name not in ("steps", "device") and value != base[name]:
-            out.append(f"{name}={value!r}" if isinstance(value, float) else f"{name}={value}")
-    return out
 
 
 with st.expander("Search space", expanded=busy is None):
@@ -111,24 +95,29 @@ with st.expander("Search space", expanded=busy is None):
     scheduler = c3.selectbox("Scheduler", ["asha", "fifo"], key=K_SCHED, help="fifo: every trial runs to the end")
     b1, b2, _ = st.columns([1, 1, 4])
     if b1.button("Start sweep", key="btn_sweep_start", type="primary", disabled=busy is not None):
-        args = ["--preset", BASE, "--trials", str(int(trials)), "--steps", str(int(steps)), "--scheduler", scheduler]
-        params = specs(space, choices)
         try:
-            preset_base = sweep.SweepSettings(preset=BASE, steps=int(steps)).base_config()
-            sweep.check_space([sweep.parse_param(p) for p in params], preset_base)  # refuse here, not in a log
+            n_trials, n_steps = sweep_runs.check_size(trials, steps)
+            args = ["--preset", BASE, "--trials", str(n_trials), "--steps", str(n_steps), "--scheduler", scheduler]
+            params = sweep_runs.space_specs(space.to_dict("records"), choices, cfg, PRESETS[BASE])
+            preset_base = sweep.SweepSettings(preset=BASE, steps=n_steps).base_config()
+            parsed = [sweep.parse_param(p) for p in params]
+            sweep.check_space(parsed, preset_base)  # refuse here, not in a log
             _key, words = datasets.words_for(settings.data, run)
+            at_once = max(1, min(n_trials, os.cpu_count() or 1))
+            # Every trial that runs at once holds its model: the memory check covers them all.
+            check_memory(Vocab.from_words(words).size, sweep.largest_config(parsed, preset_base), copies=at_once)
             args += [a for p in params for a in ("--param", p)]
-            busy = launcher().start(words, args)
+            busy = launcher().start(viewer, words, args, concurrency=at_once, registry=state.registry())
             st.session_state[K_VIEW] = busy.name
-        except (sweep.SweepError, ConfigError, DatasetError, SweepBusy, OSError) as exc:
+        except (sweep.SweepError, ConfigError, DatasetError, SweepBusy, CapacityError, ValueError, OSError) as exc:
             st.error(str(exc))
     if b2.button("Stop sweep", key="btn_sweep_stop", disabled=busy is None):
-        launcher().stop()
+        launcher().stop(viewer)  # only this browser's own sweep
 
 if busy is not None:
-    st.info(f"Sweep **{busy.name}** is running on this server.", icon=":material/progress_activity:")
+    st.info(f"Your sweep **{busy.name}** is running on this server.", icon=":material/progress_activity:")
 
-sweeps = past_sweeps(launcher().root)
+sweeps = past_sweeps(launcher().root, viewer)  # this browser's sweeps (and the CLI's), never another browser's
 if busy is not None and busy not in sweeps:
     sweeps.insert(0, busy)  # started a moment ago: its summary.json may not be written yet
 if not sweeps:
@@ -137,7 +126,12 @@ if not sweeps:
 names = [d.name for d in sweeps]
 if st.session_state.get(K_VIEW) not in names:
     st.session_state[K_VIEW] = busy.name if busy is not None else names[0]
-view = st.selectbox("Sweep", names, key=K_VIEW, help="Past sweeps stay here (in the server's sweeps/ folder).")
+view = st.selectbox(
+    "Sweep",
+    names,
+    key=K_VIEW,
+    help=f"Your past sweeps stay here for {sweep_runs.retention_days():g} days (MLP_SWEEP_RETENTION_DAYS).",
+)
 sweep_dir = sweeps[names.index(view)]
 
 
@@ -147,24 +141,43 @@ def use_settings(config: dict) -> None:
     st.session_state[K_OUTCOME] = ("ok", "The sidebar now holds the best trial's settings: press **Start** to train.")
 
 
-def load_best(sweep_dir: Path) -> None:
+@actions.guarded(K_OUTCOME)
+def load_best(driver: actions.Driver, sweep_dir: Path) -> None:
     """Callback: the best checkpoint becomes this session's model (Sample, Embeddings, Checkpoints)."""
-    run, settings = state.current_run(), state.current_settings()
+    settings = state.current_settings()
     try:
+        if not sweep_runs.visible_to(sweep_dir, state.viewer_id()):
+            raise ValueError("this sweep belongs to another browser")
         ckpt = load_checkpoint(sweep_dir / sweep.BEST_FILE)
         step = models.checkpoint_step(ckpt)
-        words = data.load_words(sweep_dir / WORDS_FILE)
+        words = sweep.sweep_words(sweep_dir)  # the page's and the CLI's sweeps alike
         cfg = ckpt.config.replace(steps=step, device=settings.config.device)
         ds = data.make_dataset(words, cfg.block_size, cfg.split_seed, vocab=ckpt.vocab, name=sweep_dir.name)
         label = f"best of {sweep_dir.name}"
-        state.registry().start_new_job(
-            run.run_id, cfg, ds, copy.deepcopy(ckpt.model), start_step=step, dataset_label=label
-        )
-        run.checkpoint, run.checkpoint_name = ckpt, f"{label} (dev {ckpt.meta.get('dev_loss', float('nan')):.4f})"
+        driver.start_new_job(cfg, ds, copy.deepcopy(ckpt.model), start_step=step, dataset_label=label)
+        driver.load_checkpoint(ckpt, f"{label} (dev {ckpt.meta.get('dev_loss', float('nan')):.4f})")
         st.session_state[state.SAMPLE_SOURCE] = models.CURRENT
         st.session_state[K_OUTCOME] = ("ok", f"Loaded the {label}: the Sample and Embeddings pages now use it.")
-    except (CheckpointError, DatasetError, CapacityError, ConfigError, ValueError, OSError) as exc:
+    except (CheckpointError, DatasetError, CapacityError, ConfigError, sweep.SweepError, ValueError, OSError) as exc:
         st.session_state[K_OUTCOME] = ("error", f"Cannot load the best model: {exc}")
+
+
+def resume_sweep(sweep_dir: Path) -> None:
+    """Callback: continue this browser's interrupted sweep (its trials within the job cap)."""
+    try:
+        launcher().resume(state.viewer_id(), sweep_dir, concurrency=os.cpu_count() or 1, registry=state.registry())
+        st.session_state[K_RESUME_OUTCOME] = ("ok", f"Resuming {sweep_dir.name}: finished trials are kept.")
+    except (sweep.SweepError, SweepBusy, CapacityError, OSError) as exc:
+        st.session_state[K_RESUME_OUTCOME] = ("error", f"Cannot resume the sweep: {exc}")
+
+
+def delete_sweep(sweep_dir: Path) -> None:
+    """Callback: delete this browser's ended sweep and its copy of the words."""
+    try:
+        launcher().delete(state.viewer_id(), sweep_dir)
+        st.session_state[K_RESUME_OUTCOME] = ("ok", f"Deleted {sweep_dir.name} and its copy of the words.")
+    except (sweep.SweepError, OSError) as exc:
+        st.session_state[K_RESUME_OUTCOME] = ("error", f"Cannot delete the sweep: {exc}")
 
 
 def sweep_view(sweep_dir: Path, live: bool) -> None:
@@ -180,7 +193,10 @@ def sweep_view(sweep_dir: Path, live: bool) -> None:
     total = s.get("trials", len(trials))
     ended = sum(t.get("status") in sweep_charts.FINISHED for t in trials)
     fields = [p.split("=", 1)[0] for p in s.get("params", []) if ":" in p or "|" in p]
-    st.progress(min(1.0, ended / max(total, 1)), text=f"{summary.get('state')}: {ended} / {total} trials ended")
+    status = sweep_runs.sweep_status(sweep_dir, summary, live and launcher().running(state.viewer_id()) == sweep_dir)
+    st.progress(min(1.0, ended / max(total, 1)), text=f"{status}: {ended} / {total} trials ended")
+    if status == "interrupted" and summary.get("state") == "running":
+        st.warning("The sweep's driver is gone (killed, or its server stopped): its trials are not running.")
     if summary.get("state") == "failed":
         st.error(f"The sweep failed: {summary.get('error')}")
     best = summary.get("best")
@@ -202,7 +218,7 @@ def sweep_view(sweep_dir: Path, live: bool) -> None:
     g1.plotly_chart(sweep_charts.best_so_far_figure(trials, started), key="sweep_best_chart")
     g2.plotly_chart(sweep_charts.parallel_figure(trials, fields), key="sweep_parallel_chart")
     st.plotly_chart(sweep_charts.curves_figure(trials, best and best["id"]), key="sweep_curves_chart")
-    if live and summary.get("state") != "running" and launcher().running() != sweep_dir:
+    if live and summary.get("state") != "running" and launcher().running(state.viewer_id()) != sweep_dir:
         st.rerun()  # the sweep ended: one full rerun turns on the buttons below and stops refreshing
 
 
@@ -210,13 +226,25 @@ live = busy is not None and busy == sweep_dir
 st.fragment(sweep_view, run_every=1.0 if live else None)(sweep_dir, live)
 
 summary = sweep.read_summary(sweep_dir) or {}
+status = sweep_runs.sweep_status(sweep_dir, summary, live)
+mine = sweep_runs.owns(sweep_dir, viewer)
+if not live and mine and status in ("interrupted", "failed"):
+    r1, r2, _ = st.columns([1, 1, 3])
+    r1.button("Resume sweep", key="btn_sweep_resume", on_click=resume_sweep, args=(sweep_dir,))
+    r2.button("Delete sweep", key="btn_sweep_delete", on_click=delete_sweep, args=(sweep_dir,))
+elif not live and mine and status == "finished":
+    st.button("Delete sweep", key="btn_sweep_delete", on_click=delete_sweep, args=(sweep_dir,))
 best = summary.get("best")
 if best is not None and not live:
     full = to_dict(sweep.SweepSettings(**summary["settings"]).base_config().replace(**best["config"]))
     st.markdown(f"**Best trial** {best['id']}: dev {best['dev_loss']:.4f} after {best['steps']:,} steps.")
     b1, b2, _ = st.columns([1, 1, 3])
     b1.button("Use these settings", key="btn_sweep_use", on_click=use_settings, args=(full,))
-    b2.button("Load best model", key="btn_sweep_load", on_click=load_best, args=(sweep_dir,))
-outcome = st.session_state.pop(K_OUTCOME, None)
-if outcome is not None:
-    (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+    if (sweep_dir / sweep.BEST_FILE).is_file():  # written when the sweep ends: none for an interrupted one
+        b2.button("Load best model", key="btn_sweep_load", on_click=load_best, args=(sweep_dir,))
+    else:
+        b2.caption("No best model file yet: it is written when the sweep ends (resume it to finish).")
+for key in (K_OUTCOME, K_RESUME_OUTCOME):
+    outcome = st.session_state.pop(key, None)
+    if outcome is not None:
+        (st.success if outcome[0] == "ok" else st.error)(outcome[1])

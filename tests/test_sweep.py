@@ -7,7 +7,9 @@ process it started.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import math
 import os
 import signal
 import subprocess
@@ -343,9 +345,9 @@ import sys, time
 from dashboard.sweep_runs import SweepLauncher
 from mlp_core import data
 launcher = SweepLauncher()
-launcher.start(data.load_words(sys.argv[1]), ["--preset", "fast", "--trials", "2", "--steps", "1000000",
-               "--concurrency", "1", "--scheduler", "fifo"])
-print(launcher._proc.pid, flush=True)
+launcher.start("server", data.load_words(sys.argv[1]), ["--preset", "fast", "--trials", "2", "--steps", "1000000",
+               "--scheduler", "fifo"], concurrency=1)
+print(next(iter(launcher._procs.values()))[0].pid, flush=True)
 time.sleep(600)
 """
 
@@ -424,33 +426,269 @@ def test_best_so_far_only_falls_and_parallel_coordinates_encode_choices():
     assert rows[-1]["stopped early"] == "stopped early by the scheduler"
 
 
-def test_sweep_page_shows_a_past_sweep(tmp_path, monkeypatch):
-    """The page reopens a sweep from its directory alone: table, charts, and the best trial's buttons."""
+def fake_sweep(
+    root: Path,
+    name: str,
+    *,
+    state: str = "finished",
+    owner: str | None = None,
+    best_file: bool = True,
+    words: list[str] | None = None,
+    data_path: str | None = None,
+    **summary_extra,
+) -> Path:
+    """A sweep directory as the driver leaves it: settings, summary (TRIALS), best.safetensors; owned by a viewer
+    (a page-started sweep, with its words.txt) or by nobody (the CLI's)."""
+    from dashboard import sweep_runs
+    from mlp_core.checkpoint import checkpoint_bytes
+    from mlp_core.model import build_model
+
+    out = root / name
+    out.mkdir(parents=True)
+    settings = sweep.SweepSettings(data=data_path, trials=3, steps=300,
+                                   params=["lr=1e-5:0.05:log", "optimizer=sgd|adamw"])  # fmt: skip
+    (out / sweep.SETTINGS_FILE).write_text(json.dumps(settings.__dict__))
+    best = {"id": "a_00002", "dev_loss": 2.1, "steps": 300, "config": TRIALS[2]["config"]}
+    summary = {"settings": settings.__dict__, "state": state, "started": 1000.0, "best": best,
+               "trials": {t["id"]: t for t in TRIALS}, **summary_extra}  # fmt: skip
+    (out / sweep.SUMMARY_FILE).write_text(json.dumps(summary))
+    words = words or data.builtin_words()[:200]
+    if owner is not None:
+        (out / sweep_runs.OWNER_FILE).write_text(json.dumps({"owner": sweep_runs.owner_tag(owner)}))
+        data.write_words(words, out / sweep.WORDS_FILE)
+    if best_file:
+        cfg = PRESETS["fast"].replace(hidden=16, steps=300, device="cpu")
+        vocab = data.Vocab.from_words(words)
+        raw = checkpoint_bytes(build_model(vocab.size, cfg), cfg, vocab, {"step": 300, "dev_loss": 2.1})
+        (out / sweep.BEST_FILE).write_bytes(raw)
+    return out
+
+
+@pytest.fixture
+def page(tmp_path, monkeypatch):
+    """The Sweep page's AppTests on a sweeps folder of their own, with a driver that only sleeps (no Ray):
+    `page(query)` opens a new browser on the Sweep page; `spawned` lists the commands the launcher ran."""
     import streamlit as st
     from streamlit.testing.v1 import AppTest
 
-    from dashboard import sweep_runs
+    from dashboard import state, sweep_runs
 
-    monkeypatch.setattr(sweep_runs, "SWEEPS_ROOT", tmp_path)
+    monkeypatch.setattr(sweep_runs, "SWEEPS_ROOT", tmp_path / "sweeps")
+    spawned: list[list[str]] = []
+    procs: list[subprocess.Popen] = []
+
+    def spawn(self, cmd, out):
+        spawned.append(cmd)
+        procs.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"], start_new_session=True))
+        return procs[-1]
+
+    monkeypatch.setattr(sweep_runs.SweepLauncher, "_spawn", spawn)
     st.cache_resource.clear()
-    out = tmp_path / "sweep-20260101-000000-abcd"
-    out.mkdir()
-    settings = sweep.SweepSettings(trials=3, steps=300, params=["lr=1e-5:0.05:log", "optimizer=sgd|adamw"])
-    best = {"id": "a_00002", "dev_loss": 2.1, "steps": 300, "config": TRIALS[2]["config"]}
-    summary = {"settings": settings.__dict__, "state": "finished", "started": 1000.0, "best": best,
-               "trials": {t["id"]: t for t in TRIALS}}  # fmt: skip
-    (out / sweep.SUMMARY_FILE).write_text(json.dumps(summary))
-    try:
-        at = AppTest.from_file("../app.py", default_timeout=60).run()
+    state.registry.clear()
+
+    def open_page(**query) -> AppTest:
+        at = AppTest.from_file("../app.py", default_timeout=60)
+        at.query_params = dict(query)
+        at.run()
         at.switch_page("pages/7_sweep.py").run()
         assert not at.exception, [e.value for e in at.exception]
-        assert at.selectbox(key="sweep_view").value == out.name
-        assert "**Best trial** a_00002: dev 2.1000" in " ".join(m.value for m in at.markdown)
-        labels = [b.label for b in at.button]
-        assert "Use these settings" in labels and "Load best model" in labels
-        table = at.table[0].value
-        assert list(table["trial"]) == ["a_00002", "a_00000", "a_00001"]
-        at.button(key="btn_sweep_use").click().run()
-        assert at.session_state["hp_lr"] == 0.02 and at.session_state["hp_optimizer"] == "adamw"
+        return at
+
+    open_page.spawned, open_page.procs, open_page.root = spawned, procs, tmp_path / "sweeps"
+    open_page.launcher = lambda: next(iter(launchers))  # the page's (cached) launcher
+    launchers: list = []
+    real_init = sweep_runs.SweepLauncher.__init__
+
+    def init(self, *args, **kwargs):
+        real_init(self, *args, **kwargs)
+        launchers.insert(0, self)
+
+    monkeypatch.setattr(sweep_runs.SweepLauncher, "__init__", init)
+    try:
+        yield open_page
     finally:
+        for p in procs:
+            with contextlib.suppress(OSError):
+                os.killpg(p.pid, signal.SIGKILL)
+            p.wait(10)
+        reg = state.registry()
+        reg.stop_reaper()
+        reg.release_all()
         st.cache_resource.clear()
+        state.registry.clear()
+
+
+def viewer(at) -> str:
+    from dashboard import state
+
+    return at.session_state[state.VIEWER]
+
+
+def page_text(at) -> str:
+    return " | ".join(str(e.value) for kind in ("markdown", "info", "warning", "error", "success", "caption")
+                      for e in getattr(at, kind))  # fmt: skip
+
+
+def test_sweep_page_shows_a_past_sweep(page):
+    """The page reopens a sweep from its directory alone: table, charts, and the best trial's buttons."""
+    at = page()
+    out = fake_sweep(page.root, "sweep-20260101-000000-abcd", owner=viewer(at))
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.selectbox(key="sweep_view").value == out.name
+    assert "**Best trial** a_00002: dev 2.1000" in " ".join(m.value for m in at.markdown)
+    labels = [b.label for b in at.button]
+    assert "Use these settings" in labels and "Load best model" in labels
+    table = at.table[0].value
+    assert list(table["trial"]) == ["a_00002", "a_00000", "a_00001"]
+    at.button(key="btn_sweep_use").click().run()
+    assert at.session_state["hp_lr"] == 0.02 and at.session_state["hp_optimizer"] == "adamw"
+
+
+# ---------------------------------------------------------------------------- issue 15: sweeps belong to a browser
+def test_a_sweep_is_seen_stopped_and_loaded_only_by_the_browser_that_started_it(page):
+    """#2: B sweeps on its uploaded words; C (no link) sees none of it, cannot stop it, cannot load its model."""
+    from dashboard import sweep_runs
+
+    b = page(data="builtin")
+    b.number_input(key="sweep_trials").set_value(2)
+    b.number_input(key="sweep_steps").set_value(300)
+    b.button(key="btn_sweep_start").click().run()
+    assert not b.error, [e.value for e in b.error]
+    (mine,) = [d for d in page.root.iterdir()]
+    assert (
+        sweep_runs.owner_of(mine) == sweep_runs.owner_tag(viewer(b))
+        and viewer(b) not in (mine / "owner.json").read_text()
+    )
+    proc = page.procs[-1]
+    (mine / sweep.SUMMARY_FILE).write_text(json.dumps({"state": "running", "trials": {}, "settings": {}}))
+    old = fake_sweep(page.root, "sweep-20250101-000000-b0b0", owner=viewer(b))  # B's finished one, loadable
+
+    c = page(data="builtin")
+    assert not any(old.name in str(o) or mine.name in str(o) for s in c.selectbox for o in s.options)
+    assert "No sweeps yet" in page_text(c) and "Load best model" not in [x.label for x in c.button]
+    assert c.button(key="btn_sweep_stop").disabled
+    sweep_runs.SweepLauncher.stop(c_launcher := page.launcher(), viewer(c))  # even called for C: nothing of B's
+    assert c_launcher.running(viewer(b)) == mine and proc.poll() is None
+    with pytest.raises(sweep.SweepError):
+        sweep_runs.SweepLauncher(page.root).delete(viewer(c), old)
+    assert (old / sweep.WORDS_FILE).exists()
+
+    b.run()
+    assert mine.name in b.selectbox(key="sweep_view").options and old.name in b.selectbox(key="sweep_view").options
+    b.button(key="btn_sweep_stop").click().run()
+    assert proc.wait(30) is not None  # B's own Stop reaches its driver
+
+
+def test_a_dashboard_sweeps_words_go_with_it_and_after_the_retention_limit(page, monkeypatch):
+
+    at = page()
+    old = fake_sweep(page.root, "sweep-20240101-000000-0001", owner=viewer(at))
+    cli = fake_sweep(page.root, "mine", best_file=False)  # the CLI's: the operator's own, never purged
+    week_ago = time.time() - 8 * 86400
+    for p in (old, cli, *old.iterdir(), *cli.iterdir()):
+        os.utime(p, (week_ago, week_ago))
+    monkeypatch.setenv("MLP_SWEEP_RETENTION_DAYS", "7")
+    recent = fake_sweep(page.root, "sweep-20260101-000000-0002", owner=viewer(at))
+    at.run()
+    assert not old.exists() and cli.exists() and (recent / sweep.WORDS_FILE).exists()
+    at.selectbox(key="sweep_view").set_value(recent.name).run()
+    at.button(key="btn_sweep_delete").click().run()
+    assert not recent.exists(), page_text(at)
+
+
+# ---------------------------------------------------------------------------- issue 15: sweeps within the job cap
+def test_a_sweeps_trials_take_slots_of_the_job_cap(page, monkeypatch):
+    """#3: with MLP_MAX_JOBS taken by A's job, B's sweep is refused; with room, its concurrency is what is left."""
+    from test_app import start_long_tiny
+
+    from dashboard import state
+
+    monkeypatch.setenv("MLP_MAX_JOBS", "1")
+    a = page(data="builtin")
+    start_long_tiny(a)
+    b = page(data="builtin")
+    b.number_input(key="sweep_trials").set_value(4)
+    b.number_input(key="sweep_steps").set_value(300)
+    b.button(key="btn_sweep_start").click().run()
+    assert "the limit is 1" in page_text(b) and not page.spawned
+    assert not page.root.exists() or not list(page.root.iterdir())  # no words left behind either
+
+    state.registry().max_active_jobs = 3  # A's job takes 1: 2 are left for B's 4 trials
+    b.button(key="btn_sweep_start").click().run()
+    assert page.spawned, page_text(b)
+    cmd = page.spawned[-1]
+    assert int(cmd[cmd.index("--concurrency") + 1]) <= 2
+    assert state.registry().active_jobs() == 1 + int(cmd[cmd.index("--concurrency") + 1])
+    a.run()
+    a.button(key="btn_start").click().run()  # A may still replace its own job (its slot is its own) ...
+    c = page(data="builtin")
+    c.button(key="btn_start").click().run()  # ... but a third session's Start is over the cap
+    assert "limit is 3" in " ".join(e.value for e in c.sidebar.error)
+
+
+def test_a_sweep_too_large_for_the_server_is_refused_with_the_limit(page, monkeypatch):
+    monkeypatch.setenv("MLP_MAX_SWEEP_TRIAL_STEPS", "100000")
+    at = page(data="builtin")
+    at.number_input(key="sweep_trials").set_value(500)
+    at.number_input(key="sweep_steps").set_value(200_000)
+    at.button(key="btn_sweep_start").click().run()
+    assert "MLP_MAX_SWEEP_TRIAL_STEPS" in page_text(at) and "100,000,000" in page_text(at) and not page.spawned
+
+
+def test_the_memory_check_covers_every_trial_that_runs_at_once(monkeypatch):
+    from mlp_core.model import estimate_memory_bytes
+
+    settings = sweep.SweepSettings(trials=4, steps=10, concurrency=1, params=["hidden=512", "batch_size=4096"])
+    need = estimate_memory_bytes(27, settings.base_config().replace(hidden=512, batch_size=4096))
+    monkeypatch.setenv("MLP_MAX_MEMORY_GB", str(need * 2.5 / 1e9))
+    sweep.prepare(settings)  # one at a time fits
+    with pytest.raises(ValueError, match="4 trials at once"):
+        sweep.prepare(sweep.SweepSettings(**{**settings.__dict__, "concurrency": 4}))
+
+
+# ---------------------------------------------------------------------------- issue 15: a dead driver
+def test_a_sweep_whose_driver_was_killed_says_interrupted_and_offers_resume_not_load(page):
+    """#4: summary.json says running, its driver is gone (SIGKILL: nothing updated it), no best.safetensors."""
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    at = page()
+    out = fake_sweep(page.root, "sweep-20260101-000000-dead", state="running", owner=viewer(at), best_file=False,
+                     driver_pid=dead.pid, driver_start=12345)  # fmt: skip
+    at.run()
+    assert "interrupted: 3 / 3 trials ended" in " ".join(p.proto.text for p in at.get("progress")), page_text(at)
+    assert "driver is gone" in page_text(at)
+    labels = [b.label for b in at.button]
+    assert "Load best model" not in labels and "Resume sweep" in labels
+    at.button(key="btn_sweep_resume").click().run()
+    assert page.spawned and page.spawned[-1][page.spawned[-1].index("--resume") + 1] == str(out), page_text(at)
+
+    live = fake_sweep(page.root, "sweep-20260101-000000-live", state="running", owner=viewer(at), best_file=False,
+                      driver_pid=os.getpid(), driver_start=sweep.process_start(os.getpid()))  # fmt: skip
+    at.run().selectbox(key="sweep_view").set_value(live.name).run()
+    assert "running: 3 / 3" in " ".join(p.proto.text for p in at.get("progress"))
+    assert "Resume sweep" not in [b.label for b in at.button]
+
+
+# ---------------------------------------------------------------------------- issue 15: bad cells, the CLI's sweeps
+@pytest.mark.parametrize("cell", [None, math.nan, "abc", math.inf, 1e308])
+def test_a_bad_cell_of_the_search_space_is_a_message(cell):
+    """#6: blank (None / NaN), text, infinite or huge: a SweepError naming the setting, never a traceback."""
+    from dashboard import sweep_runs
+
+    rows = [{"setting": "hidden", "sweep": True, "low": cell, "high": 64, "log": False}]
+    with pytest.raises(sweep.SweepError, match="hidden"):
+        params = sweep_runs.space_specs(rows, {}, PRESETS["fast"], PRESETS["fast"])
+        sweep.check_space([sweep.parse_param(p) for p in params], PRESETS["fast"])
+    for trials, steps in [(math.nan, 300), ("x", 300), (2, None), (10**12, 300), (2.5, 300)]:
+        with pytest.raises(sweep.SweepError):
+            sweep_runs.check_size(trials, steps)
+
+
+def test_a_cli_sweep_in_the_sweeps_folder_loads_on_the_sweep_page(page, words_file):
+    """#8: `sweep --out sweeps/mine` (no words.txt, no owner): "Load best model" trains on sweep.json's data."""
+    at = page()
+    fake_sweep(page.root, "mine", data_path=str(words_file), words=data.load_words(words_file))
+    at.run()
+    at.button(key="btn_sweep_load").click().run()
+    assert "Loaded the best of mine" in page_text(at), page_text(at)

@@ -1,0 +1,83 @@
+"""Who may change a run: the one check every page action that changes the session's run goes through.
+
+A page never changes a run through the registry itself: it asks `driver(run)` for a `Driver`, which only the
+browser that drives the run gets (a watcher of a shared link gets `NotDriving`, with the message to show),
+and acts through the Driver's methods. Callbacks use `guarded`, which hands them the Driver or records the
+refusal. What changes only this session (the sidebar's widgets, which model a page shows) needs no Driver.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from dashboard import state
+from mlp_core.job import RUNNING, BackgroundTask, TrainingJob
+from mlp_core.registry import Run
+
+WATCHING = (
+    "You are watching this run (read-only): it is driven from another browser. Press **Take over** in the "
+    "sidebar to drive it, or **Start** for a run of your own."
+)
+
+
+class NotDriving(PermissionError):
+    """This browser only watches the run; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Driver:
+    """The actions that change a run, for the browser that drives it (made only by `driver`)."""
+
+    run: Run
+
+    def start_new_job(self, *args: Any, **kwargs: Any) -> TrainingJob:
+        """A new job for the run (its current one ends), within the server's cap."""
+        return state.registry().start_new_job(self.run.run_id, *args, **kwargs)
+
+    def continue_job(self, which: str = "best") -> TrainingJob:
+        return state.registry().continue_job(self.run.run_id, which)
+
+    def start_lr_sweep(self, task: BackgroundTask, config: Any) -> None:
+        state.registry().start_sweep(self.run.run_id, task, config)
+
+    def cancel_lr_sweep(self) -> None:
+        task = self.run.sweep
+        if task is not None and task.progress.status == RUNNING:
+            task.cancel()
+
+    def load_checkpoint(self, checkpoint: Any, name: str) -> None:
+        """Make a checkpoint the run's loaded one (Sample, Inside the network, Keep training)."""
+        with self.run.lock:
+            self.run.checkpoint, self.run.checkpoint_name = checkpoint, name
+
+
+def driver(run: Run | None = None) -> Driver:
+    """A Driver for the session's run (or `run`), or NotDriving when this browser only watches it."""
+    run = run if run is not None else state.current_run()
+    if not state.drives(run):
+        raise NotDriving(WATCHING)
+    return Driver(run)
+
+
+def guarded(outcome_key: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A button callback that gets the Driver as its first argument; a watcher's click records
+    ("error", WATCHING) under outcome_key for the page to show, and changes nothing."""
+
+    def wrap(fn: Callable[..., None]) -> Callable[..., None]:
+        @functools.wraps(fn)
+        def callback(*args: Any, **kwargs: Any) -> None:
+            try:
+                d = driver()
+            except NotDriving as exc:
+                st.session_state[outcome_key] = ("error", str(exc))
+                return
+            fn(d, *args, **kwargs)
+
+        return callback
+
+    return wrap
