@@ -7,7 +7,9 @@ import time
 
 import pandas as pd
 
-from mlp_core.store import RunRecord
+from mlp_core.config import ConfigError, field_names, from_dict
+from mlp_core.registry import RunSummary
+from mlp_core.store import RunRecord, RunStore
 
 KEY_SETTINGS = ("block_size", "emb_dim", "hidden", "optimizer", "lr", "batch_size", "steps")
 SETTING_LABELS = {
@@ -56,3 +58,42 @@ def _number(value: str) -> object:
     except ValueError:
         return value
     return int(f) if f.is_integer() and "." not in value and "e" not in value.lower() else f
+
+
+def summaries(records: list[RunRecord], store: RunStore, live: list[RunSummary], curves: int = 30) -> list[RunSummary]:
+    """Stored runs as Train vs dev's rows, oldest first, with the session's live rows in place of their stored
+    ones (a live row is newer); the dev curves of the newest `curves` runs come from the store's metrics."""
+    by_id = {s.run_id: s for s in live if s.run_id}
+    rows: list[RunSummary] = []
+    for i, r in enumerate(records):  # newest first
+        if r.run_id in by_id:
+            rows.append(by_id.pop(r.run_id))
+            continue
+        try:
+            config = from_dict({k: v for k, v in r.params.items() if k in set(field_names())})
+        except ConfigError:
+            continue  # not one of ours
+        evals: tuple = ()
+        if i < curves:
+            evals = tuple((step, dev, math.nan) for step, dev in store.metric_history(r.run_id, "dev_loss"))
+        rows.append(
+            RunSummary(
+                label=r.name,
+                config=config,
+                dataset=r.dataset,
+                status=r.status,
+                params=int(float(r.params.get("model_params", "0") or 0)),
+                steps=r.step,
+                seconds=r.seconds if math.isfinite(r.seconds) else 0.0,
+                train_loss=r.metrics.get("final_train_loss", math.nan),
+                dev_loss=r.metrics.get("final_dev_loss", math.nan),
+                test_loss=r.metrics.get("final_test_loss", math.nan),
+                losses_step=r.step if "final_dev_loss" in r.metrics else None,
+                best_dev=r.best_dev,
+                evals=evals,
+                run_id=r.run_id,
+            )
+        )
+    rows.reverse()
+    rows.extend(s for s in live if s.run_id is None or s.run_id in by_id)  # untracked, or not yet in the store
+    return rows

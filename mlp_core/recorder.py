@@ -139,12 +139,13 @@ class RunRecorder:
 
     # ------------------------------------------------------------------ the writer thread
     def _loop(self) -> None:
-        while True:
-            self._wake.wait(FLUSH_S)
-            self._wake.clear()
+        while True:  # the first flush at once: the run exists (and has an id to show) within a moment of the start
             closing = self._closing
             self._flush()
-            if closing:
+            if not closing:
+                self._wake.wait(FLUSH_S)
+                self._wake.clear()
+                continue
                 if self.run_id is not None and not self.error:
                     try:
                         self.store.end(self.run_id, self._status)

@@ -58,6 +58,7 @@ class RunSummary:
     losses_step: int | None = None  # the step whose weights the three losses above describe
     best_dev: float = math.nan
     evals: tuple[tuple[int, float, float], ...] = ()  # (step, dev_loss, train_subset_loss) for the overlay
+    run_id: str | None = None  # the job's run in the store (tracked jobs)
 
 
 @dataclass(eq=False)
@@ -214,6 +215,7 @@ class Run:
                 seconds=snap.elapsed,
                 best_dev=snap.best_dev,
                 evals=tuple((e.step, e.dev_loss, e.train_loss) for e in snap.evals),
+                run_id=snap.run_id,
                 **kept,
             )
             self.summaries[label] = summary

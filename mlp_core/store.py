@@ -199,8 +199,10 @@ class RunStore:
         try:
             if self.local:
                 self._prepare_sqlite()
-            client = MlflowClient(tracking_uri=self.uri)
-            with _lock(self._lock_path()):
+            elif self.uri.startswith(("http://", "https://")):
+                _check_server(self.uri)
+            with _lock(self._lock_path()):  # the client's first use creates (migrates) the database
+                client = MlflowClient(tracking_uri=self.uri)
                 exp = client.get_experiment_by_name(EXPERIMENT)
                 if exp is None:
                     artifacts = (home() / "artifacts").as_uri() if self.local else None
@@ -413,12 +415,14 @@ class RunStore:
 def run_params(config: Any, dataset_name: str, source: str, words: Any) -> dict[str, Any]:
     """The params every run records: each TrainConfig field by name, plus what identifies its dataset."""
     from .config import to_dict
-    from .data import words_sha256
+    from .data import Vocab, words_sha256
+    from .model import count_params
 
     params: dict[str, Any] = dict(to_dict(config))
     params.update(
         dataset_name=dataset_name, dataset_source=source, dataset_size=len(words), dataset_sha256=words_sha256(words)
     )
+    params["model_params"] = count_params(Vocab.from_words(words).size, config)
     return params
 
 
@@ -442,6 +446,21 @@ def _record(run: Any) -> RunRecord:
         end_time=None if info.end_time is None else info.end_time / 1000,
         artifact_uri=info.artifact_uri or "",
     )
+
+
+def _check_server(uri: str, timeout: float = 5.0) -> None:
+    """A tracking server that does not answer is one clear line at once: MLflow's own client retries for minutes."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
+            response.read(64)
+    except urllib.error.HTTPError:
+        return  # it answers (a proxy or an older server without /health): MLflow's calls say the rest
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise StoreError(f"the tracking server {uri} does not answer ({reason})") from None
 
 
 def _quote(value: str) -> str:

@@ -67,8 +67,18 @@ OBJECT_STORE_BYTES = 128 * 1024**2  # the dataset is the only big object (~15 MB
 
 
 # ---------------------------------------------------------------------------- the trial (runs on a Ray worker)
-def _trial(config: dict[str, Any], dataset: data.NamesDataset, base: dict[str, Any], threads: int) -> None:
-    """One trial: the project's Trainer, a report at every evaluation point, the final weights in the last one."""
+def _trial(
+    config: dict[str, Any],
+    dataset: data.NamesDataset,
+    base: dict[str, Any],
+    threads: int,
+    tracking: dict[str, str] | None = None,
+) -> None:
+    """One trial: the project's Trainer, a report at every evaluation point, the final weights in the last one.
+
+    With `tracking` (the store's URI, the sweep's run id, the dataset's source), the trial is also a child run of
+    its sweep's run in the run store, recorded like any other run (mlp_core.recorder).
+    """
     import ray
     import torch
     from ray import tune
@@ -81,21 +91,81 @@ def _trial(config: dict[str, Any], dataset: data.NamesDataset, base: dict[str, A
     torch.set_num_threads(threads)
     cfg = from_dict({**base, **config})
     trainer = Trainer(cfg, dataset, diagnostics_every=0)  # no activation probes: a sweep only needs dev loss
-    while not trainer.finished:
-        result = trainer.advance(cfg.steps)
-        if trainer.diverged_at is not None:
-            reason = f"diverged at step {trainer.diverged_at}"
-            tune.report({"step": trainer.step, METRIC: math.inf, "stop_reason": reason, **info})
-            return
-        point = result.evaluated
-        if point is None:
-            continue
-        metrics = {"step": trainer.step, METRIC: point.dev_loss, "train_loss": point.train_loss, **info}
-        if trainer.finished:
-            meta = {"step": trainer.step, "dev_loss": point.dev_loss, "dataset_fingerprint": dataset.fingerprint}
-            metrics["weights"] = checkpoint_bytes(trainer.model, cfg, trainer.dataset.vocab, meta)
-            metrics["done_training"] = True
-        tune.report(metrics)
+    recorder = _trial_recorder(tracking, cfg, dataset)
+    status = "stopped"  # unless it ends below: ASHA stopped it (the actor is torn down mid-trial)
+    try:
+        while not trainer.finished:
+            first = trainer.step
+            result = trainer.advance(cfg.steps)
+            if recorder is not None:
+                recorder.observe(trainer, first, result)
+            if trainer.diverged_at is not None:
+                status = "diverged"
+                reason = f"diverged at step {trainer.diverged_at}"
+                tune.report({"step": trainer.step, METRIC: math.inf, "stop_reason": reason, **info})
+                return
+            point = result.evaluated
+            if point is None:
+                continue
+            metrics = {"step": trainer.step, METRIC: point.dev_loss, "train_loss": point.train_loss, **info}
+            if trainer.finished:
+                status = "finished"
+                meta = {"step": trainer.step, "dev_loss": point.dev_loss, "dataset_fingerprint": dataset.fingerprint}
+                metrics["weights"] = checkpoint_bytes(trainer.model, cfg, trainer.dataset.vocab, meta)
+                metrics["done_training"] = True
+            if recorder is not None and trainer.finished:
+                recorder.close(trainer, status)
+                recorder = None
+            tune.report(metrics)
+    finally:
+        if recorder is not None:
+            recorder.close(trainer, status, timeout=5.0)
+
+
+def _trial_recorder(tracking: dict[str, str] | None, cfg: Any, dataset: data.NamesDataset) -> Any:
+    if not tracking:
+        return None
+    from ray import tune
+
+    from .recorder import RunRecorder, Tracking
+    from .store import TAG, run_params
+
+    trial = tune.get_context().get_trial_name() or "trial"
+    tags = {"mlflow.parentRunId": tracking["parent"], f"{TAG}source": "sweep", f"{TAG}sweep": tracking["sweep"]}
+    params = run_params(cfg, tracking["dataset_name"], tracking["source"], dataset.words)
+    return RunRecorder(Tracking(tracking["uri"], None, trial, params, tags), cfg.steps)
+
+
+def _sweep_run(prepared: Prepared, out: Path, summary: dict[str, Any], address: str | None) -> dict[str, str] | None:
+    """The sweep's own run in the store (its trials are child runs), created once and kept across --resume.
+
+    Trials write to the store from Ray's workers: a local SQLite store is reachable only from a local Ray.
+    None (and a line on stderr) when the sweep is not tracked or the store cannot be used.
+    """
+    import sys
+
+    from .store import TAG, RunStore, StoreError, tracking_uri
+
+    if os.environ.get("MLP_TRACK", "1") == "0":
+        return None
+    store = RunStore(tracking_uri())
+    if address and store.local:
+        print("sweep: trials on a Ray cluster are not recorded in a local run store (set MLFLOW_TRACKING_URI)",
+              file=sys.stderr)  # fmt: skip
+        return None
+    s = prepared.settings
+    source = f"file:{Path(s.data).resolve()}" if s.data else "lecture"
+    try:
+        parent = summary.get("store_run_id")
+        if not parent:
+            params = {"trials": s.trials, "steps": s.steps, "params": " ".join(s.params), "preset": s.preset}
+            parent = store.create_run(f"sweep {out.name}", params, {f"{TAG}source": "sweep-driver"})
+            summary["store_run_id"] = parent
+    except StoreError as exc:
+        print(f"sweep: not recorded in the run store: {exc}", file=sys.stderr)
+        return None
+    name = Path(s.data).name if s.data else "names.txt (lecture)"
+    return {"uri": store.uri, "parent": parent, "sweep": out.name, "source": source, "dataset_name": name}
 
 
 # ---------------------------------------------------------------------------- the driver's record
@@ -309,7 +379,7 @@ def run(
     import ray
 
     try:
-        summary = _run_tune(prepared, out, resume, on_change)
+        summary = _run_tune(prepared, out, resume, on_change, connected if address else None)
         nodes = [n for n in ray.nodes() if n.get("Alive")]
         cluster = {
             "address": connected,
@@ -322,7 +392,11 @@ def run(
 
 
 def _run_tune(
-    prepared: Prepared, out: Path, resume: bool, on_change: Callable[[dict[str, Any]], None] | None
+    prepared: Prepared,
+    out: Path,
+    resume: bool,
+    on_change: Callable[[dict[str, Any]], None] | None,
+    address: str | None = None,
 ) -> dict[str, Any]:
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
@@ -336,11 +410,12 @@ def _run_tune(
     # Who drives it: a reader tells a live driver from one killed with SIGKILL (its summary still says running).
     summary.update(driver_pid=os.getpid(), driver_start=process_start(os.getpid()), error=None)
     summary.setdefault("started", time.time())
+    tracking = _sweep_run(prepared, out, summary, address)
     _write_json(out / SUMMARY_FILE, summary)
 
     threads = max(1, int(s.cpus_per_trial))
     trainable = tune.with_resources(
-        tune.with_parameters(_trial, dataset=prepared.dataset, base=to_dict(base), threads=threads),
+        tune.with_parameters(_trial, dataset=prepared.dataset, base=to_dict(base), threads=threads, tracking=tracking),
         {"cpu": s.cpus_per_trial},
     )
     ray_dir = out / RAY_DIR

@@ -275,11 +275,11 @@ def _finish(trainer: Trainer, out: _Publisher) -> None:
     if recorder is not None:
         recorder.checkpoint(trainer, out.status, out.message)  # first: a stop's grace may end us mid-evaluation
     out.final_losses = {f"{split}_loss": trainer.evaluate(split) for split in ("train", "dev")}
-    out.publish(trainer, final=True)  # the page shows the end at once; the store's writes follow
-    if recorder is not None:
+    if recorder is not None:  # before the final update, so that it carries the run's id and last checkpoint
         if out.final_losses:
             recorder.log(final_metrics(out.final_losses, trainer.step))
         recorder.close(trainer, out.status, out.message, timeout=4.0)
+    out.publish(trainer, final=True)
 
 
 def _commands(commands: queue.Queue, block: bool) -> list[tuple]:

@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, layout, state
+from dashboard import charts, layout, run_table, state
+from mlp_core.store import StoreError
 
 layout.setup_page()
 st.title("Train vs dev")
@@ -81,8 +82,20 @@ def view(run_id: str, live: bool) -> None:
                     s = run.evaluate_current(("train", "dev", "test"))
                 st.info(f"Test loss at step {s.losses_step:,}: **{s.test_loss:.4f}**")
 
-    st.subheader("All runs of this session")
-    history = run.history()
+    if live and not (job is not None and job.snapshot().active):
+        st.rerun()  # the run ended: one full rerun stops the refreshing
+
+
+def all_runs(run) -> None:
+    """Every run of this browser, across restarts (the run store), with this session's live rows: drawn once per
+    page run, outside the live view, so a refresh of a training run never queries the store."""
+    st.subheader("All your runs")
+    try:
+        records = state.my_runs()
+    except StoreError as exc:
+        st.warning(f"The run store cannot be read, so only this session's runs are shown: {exc}")
+        records = []
+    history = run_table.summaries(records, state.store(), run.history())
     if not history:
         st.caption("Runs appear here once they have trained at least one step.")
     else:
@@ -140,12 +153,13 @@ def view(run_id: str, live: bool) -> None:
                 help="Fraction: each run's steps divided by its planned steps, so runs of different lengths align",
             )
             st.plotly_chart(
-                charts.runs_overlay_figure(history, x=x), key="runs_overlay_chart", config={"displaylogo": False}
+                charts.runs_overlay_figure(history, x=x, title="Dev loss of your runs"),
+                key="runs_overlay_chart",
+                config={"displaylogo": False},
             )
-    if live and not (job is not None and job.snapshot().active):
-        st.rerun()  # the run ended: one full rerun stops the refreshing
 
 
 run = state.current_run()
 active = run.job is not None and run.job.snapshot().active
 st.fragment(view, run_every=state.REFRESH_S if active else None)(run.run_id, active)
+all_runs(run)

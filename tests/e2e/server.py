@@ -49,6 +49,16 @@ def streamlit_server(
     env: dict[str, str] | None = None, log_path: Path | None = None, script: str | Path = "app.py"
 ) -> Iterator[str]:
     """Yield the base URL of a fresh server of `script` (default: the dashboard); kill it (and only it) afterwards."""
+    with streamlit_process(env, log_path, script) as (_, url):
+        yield url
+
+
+@contextlib.contextmanager
+def streamlit_process(
+    env: dict[str, str] | None = None, log_path: Path | None = None, script: str | Path = "app.py"
+) -> Iterator[tuple[subprocess.Popen, str]]:
+    """Like streamlit_server, with the process too (a session and process group of its own: a test may kill
+    the whole group, workers included, as a crash would)."""
     port = free_port()
     cmd = [
         sys.executable, "-m", "streamlit", "run", str(script),
@@ -65,7 +75,7 @@ def streamlit_server(
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield url
+        yield process, url
     finally:
         process.terminate()
         try:
