@@ -44,7 +44,8 @@ selection = st.dataframe(
     },
 )
 st.caption(
-    f"{len(records):,} runs. Click a column's header to sort; select a row for what you can do with that run. "
+    f"{len(records):,} run{'s' if len(records) != 1 else ''}. Click a column's header to sort; select a row for "
+    "what you can do with that run. "
     "Interrupted: its process ended without it (a restart, a crash); Continue goes on from its last checkpoint."
 )
 rows = selection.selection.rows if selection is not None else []
