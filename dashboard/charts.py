@@ -194,13 +194,19 @@ def train_figure(
             )
         )
     if curve.best_step is not None and math.isfinite(curve.best_dev):
+        # A "best" worse than guessing is no achievement: a grey cross that says so, not the red star.
+        failed = uniform is not None and curve.best_dev > uniform
+        marker = {"symbol": "star", "size": 18, "color": RED, "line": {"width": 1, "color": "white"}}
+        if failed:
+            marker = {"symbol": "x", "size": 12, "color": GREY}
         fig.add_trace(
             go.Scatter(
                 x=[curve.best_step],
                 y=[curve.best_dev],
                 mode="markers",
-                marker={"symbol": "star", "size": 18, "color": RED, "line": {"width": 1, "color": "white"}},
-                name=f"best dev {curve.best_dev:.4f} at step {curve.best_step:,}",
+                marker=marker,
+                name=(f"lowest dev {curve.best_dev:.2f}: still worse than guessing" if failed else "")
+                or f"best dev {curve.best_dev:.4f} at step {curve.best_step:,}",
                 hovertemplate="best dev loss %{y:.4f}<br>at step %{x:,}<extra></extra>",
             )
         )

@@ -202,6 +202,19 @@ class Trainer:
         if self.config.stop_on_divergence:
             self.stop_reason = f"stopped at step {self.step:,}: {self.alert}"
 
+    def worse_than_uniform(self) -> str | None:
+        """Why a run that reached its last step did not succeed: its last dev loss is worse than guessing
+        uniformly (ln V). None when it is not (or when it never evaluated)."""
+        if not self.evals or not self.evals[-1].dev_loss > self.uniform_loss:
+            return None
+        dev = self.evals[-1].dev_loss
+        return (
+            f"ended worse than guessing: dev loss {dev:.2f} at step {self.evals[-1].step:,} is above "
+            f"{self.uniform_loss:.2f}, the loss of guessing uniformly among {self.dataset.vocab.size} characters. "
+            f"The model learned nothing usable: the learning rate ({self.config.lr:g}) is most likely too high, "
+            "try 10x lower (the LR sweep page finds a good one)"
+        )
+
     def _check_early_stop(self) -> None:
         patience = self.config.early_stop_patience
         if not patience or self.best_step is None:

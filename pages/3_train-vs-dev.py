@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, layout, state
+from dashboard import advice, charts, layout, state
+from mlp_core.baselines import baselines_for
 
 layout.setup_page()
 st.title("Train vs dev")
@@ -55,18 +56,11 @@ def view(run_id: str, live: bool) -> None:
             c[3].metric("test loss", state.fmt_loss(summary.test_loss))
             stale = f" (the run is now at step {snap.step:,})" if snap.step != summary.losses_step else ""
             st.caption(f"Weights of step {summary.losses_step:,}{stale}.")
-            if gap > 0.1:
-                st.warning(
-                    f"Dev is {gap:.2f} nats above train: the model starts to **overfit** (it memorises the "
-                    "training names). More data, dropout, weight decay or a smaller model help; stopping at the best "
-                    "dev step too."
-                )
-            else:
-                st.success(
-                    f"Train and dev are close (gap {gap:+.3f}): **not overfitting**. As in the lecture, this means "
-                    "the model is probably still underfitting: a bigger model (embedding, hidden size, context) can "
-                    "do better."
-                )
+            base = baselines_for(job.dataset)
+            level, text = advice.fit_advice(
+                summary.train_loss, summary.dev_loss, base.uniform_loss, base.bigram_dev_loss
+            )
+            getattr(st, level)(text)
         else:
             st.caption("Not computed yet for this run: press the button, or wait for the run to end.")
 

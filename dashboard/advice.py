@@ -1,0 +1,41 @@
+"""What a run's losses say, in words: the Train vs dev verdict reads the whole picture, not only the gap."""
+
+from __future__ import annotations
+
+import math
+
+OVERFIT_GAP = 0.1  # nats of dev above train that count as overfitting
+
+
+def fit_advice(train: float, dev: float, uniform: float, bigram: float | None = None) -> tuple[str, str]:
+    """(level, text) for full-split train and dev losses: level is "error", "warning" or "success".
+
+    The order matters: a model worse than uniform guessing has not learned at all, and its train/dev gap is
+    noise between two failures; calling it overfitting would send the learner to dropout and weight decay
+    when the learning rate is what broke it.
+    """
+    gap = dev - train
+    if not (math.isfinite(train) and math.isfinite(dev)):
+        return "error", (
+            "The losses are not finite: training **diverged**. Lower the learning rate (10x), then try again."
+        )
+    if max(train, dev) > uniform:
+        return "error", (
+            f"Train {train:.2f} and dev {dev:.2f}: **worse than guessing uniformly** ({uniform:.2f}). This is not "
+            "overfitting: the model never learned. The **learning rate** is most likely too high (the loss jumps "
+            "instead of descending): try 10x lower, or find one on the LR sweep page."
+        )
+    if bigram is not None and dev > bigram and gap <= OVERFIT_GAP:
+        return "warning", (
+            f"Dev {dev:.3f} is worse than a bigram count model ({bigram:.2f}): the MLP is **far from trained**. "
+            "Train longer, or check the learning rate (LR sweep page)."
+        )
+    if gap > OVERFIT_GAP:
+        return "warning", (
+            f"Dev is {gap:.2f} nats above train: the model starts to **overfit** (it memorises the training "
+            "names). More data, dropout, weight decay or a smaller model help; stopping at the best dev step too."
+        )
+    return "success", (
+        f"Train and dev are close (gap {gap:+.3f}): **not overfitting**. As in the lecture, this means the model "
+        "is probably still underfitting: a bigger model (embedding, hidden size, context) can do better."
+    )
