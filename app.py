@@ -12,7 +12,7 @@ from dashboard import layout
 # shows the page while they load (bench/bench_cold_start.py).
 layout.setup_page("Train")
 
-from dashboard import charts, sidebar, state  # noqa: E402
+from dashboard import advice, charts, sidebar, state  # noqa: E402
 from mlp_core.baselines import baselines_for  # noqa: E402
 
 run = state.current_run()
@@ -52,7 +52,8 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
     c = st.columns(5)
     c[0].metric(f"step (of {snap.total_steps:,})", f"{snap.step:,}")
     c[1].metric("batch loss", state.fmt_loss(snap.last_loss))
-    c[2].metric("dev loss", state.fmt_loss(last_eval.dev_loss) if last_eval else "—")
+    final_dev = (snap.final_losses or {}).get("dev_loss")  # a loaded model's only dev loss
+    c[2].metric("dev loss", state.fmt_loss(last_eval.dev_loss if last_eval else final_dev))
     best_at = f"at step {snap.best_step:,}" if snap.best_step is not None else None
     c[3].metric("best dev", state.fmt_loss(snap.best_dev), best_at, "off", delta_arrow="off")
     c[4].metric("steps/s", f"{snap.steps_per_sec:,.0f}" if snap.steps_per_sec else "—")
@@ -65,7 +66,9 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
         st.error(snap.message)
     elif snap.message and snap.status in ("stopped", "finished"):
         st.info(snap.message)
-    if len(snap.train_history) == 0:
+    if advice.is_loaded(snap):
+        st.info(advice.loaded_story(snap, run.dataset_label))
+    elif len(snap.train_history) == 0:
         # No step has finished yet (a big model's first steps can take minutes): no empty axes meanwhile.
         st.info(f"**{snap.status}**: the first steps are under way; the loss curve appears after the first of them.")
     else:

@@ -39,3 +39,20 @@ def fit_advice(train: float, dev: float, uniform: float, bigram: float | None = 
         f"Train and dev are close (gap {gap:+.3f}): **not overfitting**. As in the lecture, this means the model "
         "is probably still underfitting: a bigger model (embedding, hidden size, context) can do better."
     )
+
+
+def is_loaded(snap) -> bool:
+    """A model that came in trained (a sweep's best, a checkpoint) and has not trained here: no curve of its own."""
+    return snap.final and snap.step > 0 and len(snap.train_history) == 0
+
+
+def loaded_story(snap, dataset_label: str) -> str:
+    """What a loaded model is, for pages that would otherwise wait for a curve that never comes."""
+    losses = snap.final_losses or {}
+    known = [f"{k.removesuffix('_loss')} **{v:.4f}**" for k, v in losses.items() if v is not None and math.isfinite(v)]
+    numbers = f" Its losses on the full splits: {', '.join(known)}." if known else ""
+    return (
+        f"**A loaded model** ({dataset_label}): trained for {snap.step:,} steps elsewhere, not in this dashboard, so "
+        f"it has no loss curve or evaluations here.{numbers} Sample from it, look at its embeddings, or keep "
+        "training it (Checkpoints)."
+    )

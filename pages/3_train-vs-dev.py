@@ -35,6 +35,8 @@ def view(run_id: str, live: bool) -> None:
                 f"At every evaluation (each {snap.config.eval_every:,} steps): dev is the whole dev split; train is a "
                 "fixed random subset of the training examples the size of dev, so both are measured alike and cheaply."
             )
+        elif advice.is_loaded(snap):
+            st.info(advice.loaded_story(snap, run.dataset_label))
         else:
             st.info(f"No evaluation yet: the first comes at step {snap.config.eval_every:,}.")
 

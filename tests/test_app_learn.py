@@ -10,10 +10,14 @@ from test_app import (  # noqa: F401 (fixtures)
     run_of,
     texts,
     train_tiny,
+    wait_for,
 )
 
-from dashboard import advice
+from dashboard import advice, state
+from mlp_core.config import TrainConfig
+from mlp_core.data import builtin_words, make_dataset
 from mlp_core.job import DIVERGED
+from mlp_core.model import build_model
 
 
 # ---------------------------------------------------------------------- 1. honest endings
@@ -43,3 +47,27 @@ def test_the_verdict_reads_the_whole_picture():
     assert advice.fit_advice(1.90, 2.10, 3.30, 2.45)[0] == "warning"  # a real gap: overfitting
     assert "far from trained" in advice.fit_advice(2.80, 2.82, 3.30, 2.45)[1]
     assert advice.fit_advice(2.10, 2.15, 3.30, 2.45)[0] == "success"
+
+
+# ---------------------------------------------------------------------- 3. a loaded model says what it is
+def test_a_loaded_model_says_what_it_is_on_train_and_train_vs_dev():
+    """The Sweep page's "Load best model" path: a trained model starts a job at its own step, with no history."""
+    at = app()
+    run = run_of(at)
+    config = TrainConfig(emb_dim=2, hidden=16, steps=300, eval_every=100, init="scaled", seed=1, device="cpu")
+    ds = make_dataset(builtin_words()[:300], 3, 42)
+    model = build_model(ds.vocab.size, config)
+    job = state.registry().start_new_job(
+        run.run_id, config, ds, model, start_step=300, dataset_label="best of sweep-test"
+    )
+    assert job.wait(60)
+    wait_for(lambda: job.snapshot().final_losses is not None)
+    at.run()
+    page = texts(at.info)
+    assert "first steps are under way" not in page
+    assert "loaded model" in page and "300 steps" in page and "dev **" in page
+    assert at.metric[2].value != "—"  # the dev loss it has
+    at.switch_page("pages/3_train-vs-dev.py").run()
+    assert not at.exception
+    page = texts(at.info)
+    assert "No evaluation yet" not in page and "loaded model" in page
