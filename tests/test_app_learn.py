@@ -71,3 +71,23 @@ def test_a_loaded_model_says_what_it_is_on_train_and_train_vs_dev():
     assert not at.exception
     page = texts(at.info)
     assert "No evaluation yet" not in page and "loaded model" in page
+
+
+# ---------------------------------------------------------------------- 5. samples counted by distinct name
+def test_sample_counts_distinct_names_and_says_how_many_repeat():
+    at = train_tiny(app())
+    at.switch_page("pages/4_sample.py").run()
+    at.slider(key=state.SAMPLE_TEMPERATURE).set_value(0.05)
+    at.button(key="btn_sample").click().run()
+    assert not at.exception
+    samples = at.session_state[state.SAMPLES][1]
+    names = [s.name for s in samples]
+    distinct = set(names)
+    assert len(distinct) < len(names)  # at T = 0.05 a tiny model repeats itself
+    new = {s.name for s in samples if s.is_new}
+    metric = next(m for m in at.metric if "new names" in m.label)
+    assert metric.value.startswith(f"{len(new)} / {len(distinct)} ")
+    top = max(distinct, key=names.count)
+    assert f"{len(names) - len(distinct)} repeat" in texts(at.caption) and f"'{top}' ×{names.count(top)}" in texts(
+        at.caption
+    )
