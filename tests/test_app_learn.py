@@ -3,7 +3,10 @@ is, distinct samples, the sidebar's small lies, what differs from the lecture), 
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from test_app import (  # noqa: F401 (fixtures)
+    TINY,
     app,
     clean_caches,
     fresh_registry,
@@ -13,10 +16,10 @@ from test_app import (  # noqa: F401 (fixtures)
     wait_for,
 )
 
-from dashboard import advice, state
+from dashboard import advice, models, sidebar, state
 from mlp_core.config import TrainConfig
 from mlp_core.data import builtin_words, make_dataset
-from mlp_core.job import DIVERGED
+from mlp_core.job import DIVERGED, PAUSED, RUNNING
 from mlp_core.model import build_model
 
 
@@ -91,3 +94,39 @@ def test_sample_counts_distinct_names_and_says_how_many_repeat():
     assert f"{len(names) - len(distinct)} repeat" in texts(at.caption) and f"'{top}' ×{names.count(top)}" in texts(
         at.caption
     )
+
+
+# ---------------------------------------------------------------------- 8. the sidebar's small lies
+def test_after_step_x1_the_sidebar_promises_no_time_left():
+    at = app()
+    for key, value in TINY.items():
+        at.number_input(key=key).set_value(value)
+    at.number_input(key=state.STEP_N).set_value(1)
+    at.button(key="btn_step").click().run()
+    job = run_of(at).job
+    wait_for(lambda: job.snapshot().status == PAUSED and job.snapshot().step == 1)
+    at.run()
+    status = texts(at.sidebar.markdown)
+    assert "rough first figure" in status and "paused, 299 steps to go" in status
+    assert "left" not in status  # one step's speed times 299 steps is no forecast, and a paused run spends nothing
+
+
+def test_the_sidebar_labels_a_scheduled_learning_rate_as_the_current_one():
+    snap = SimpleNamespace(
+        status=RUNNING,
+        step=4000,
+        total_steps=5000,
+        elapsed=30.0,
+        lr=10.0,
+        seconds_per_step=0.001,
+        eta_seconds=1.0,
+        config=TrainConfig(lr=100.0, steps=5000, device="cpu"),
+    )
+    text = sidebar._speed(snap)
+    assert "lr now **10** (set: 100; the step schedule)" in text
+
+
+def test_a_checkpoints_missing_losses_are_said_in_words():
+    rows = dict(models.checkpoint_rows({"step": 3000, "train_loss": None, "dev_loss": 2.276912345, "lr": 0.1}))
+    assert "None" not in rows.values()
+    assert rows["train_loss"].startswith("not recorded") and rows["dev_loss"] == "2.2769" and rows["step"] == "3,000"
