@@ -12,7 +12,7 @@ from dashboard import layout
 # shows the page while they load (bench/bench_cold_start.py).
 layout.setup_page("Train")
 
-from dashboard import advice, charts, sidebar, state  # noqa: E402
+from dashboard import advice, charts, lecture_panel, sidebar, state  # noqa: E402
 from mlp_core.baselines import baselines_for  # noqa: E402
 
 run = state.current_run()
@@ -21,6 +21,7 @@ if run.job is None:
         "Choose a dataset and hyperparameters in the sidebar (or a preset), then press **Start**. "
         "The loss curves appear here and update live while the model trains in the background."
     )
+    lecture_panel.render(run, state.current_settings())
     st.stop()
 
 st.session_state.setdefault(state.SMOOTHING, 2)
@@ -92,9 +93,13 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
             f"{snap.config.eval_every:,} steps. Dashed lines: uniform guessing, a bigram model of this "
             f"data{lecture}."
         )
+    st.plotly_chart(
+        charts.lr_schedule_figure(snap.config, snap.step), key="lr_schedule_chart", config={"displaylogo": False}
+    )
     if live and not snap.active:
         st.rerun()  # the job ended: one full rerun stops the refreshing and updates the other views
 
 
 active = run.job.snapshot().active
 st.fragment(live_view, run_every=state.REFRESH_S if active else None)(run.run_id, active, smoothing / 100, skip_spike)
+lecture_panel.render(run, state.current_settings())

@@ -23,7 +23,8 @@ def fit_advice(train: float, dev: float, uniform: float, bigram: float | None = 
         return "error", (
             f"Train {train:.2f} and dev {dev:.2f}: **worse than guessing uniformly** ({uniform:.2f}). This is not "
             "overfitting: the model never learned. The **learning rate** is most likely too high (the loss jumps "
-            "instead of descending): try 10x lower, or find one on the LR sweep page."
+            "instead of descending): try 10x lower, or find one on the LR sweep page. (A run far too short for its "
+            "rate ends here too: the Train chart tells them apart.)"
         )
     if bigram is not None and dev > bigram and gap <= OVERFIT_GAP:
         return "warning", (

@@ -462,3 +462,49 @@ def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> lis
     hi = min(float(raw.max()), max(start, float(finite.min()) * 1.05) * 1.1)
     pad = 0.05 * max(hi - lo, 1e-6)
     return [lo - pad, hi + pad]
+
+
+# ---------------------------------------------------------------------- learning-rate schedule
+def lr_schedule_points(config, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """(step, lr) of the run's schedule: evenly spaced steps plus every step where it jumps (warm-up end, decay)."""
+    from mlp_core.trainer import lr_at  # torch: imported only when the chart is drawn
+
+    total = max(1, config.steps)
+    steps = set(np.linspace(0, total - 1, min(points, total)).round().astype(int).tolist())
+    for s in (config.warmup_steps, config.lr_decay_step if config.schedule == "step" else 0):
+        steps |= {max(0, min(total - 1, s - 1)), max(0, min(total - 1, s))}
+    step = np.array(sorted(steps))
+    return step, np.array([lr_at(config, int(s)) for s in step])
+
+
+def lr_schedule_figure(config, current_step: int | None = None) -> go.Figure:
+    """The learning rate the run uses at each step, with the current step marked."""
+    step, lr = lr_schedule_points(config)
+    fig = go.Figure(
+        go.Scatter(
+            x=step,
+            y=lr,
+            mode="lines",
+            line={"color": PURPLE, "width": 2, "shape": "hv"},
+            name=f"{config.schedule} schedule, peak lr {config.lr:g}",
+            hovertemplate="step %{x:,}<br>lr %{y:.3g}<extra></extra>",
+        )
+    )
+    if current_step is not None:
+        from mlp_core.trainer import lr_at
+
+        now = lr_at(config, max(0, min(current_step, config.steps) - 1))
+        fig.add_trace(
+            go.Scatter(
+                x=[min(current_step, config.steps)],
+                y=[now],
+                mode="markers",
+                marker={"size": 12, "color": RED, "symbol": "circle"},
+                name=f"now: step {current_step:,}, lr {now:.3g}",
+                hovertemplate="step %{x:,}<br>lr %{y:.3g}<extra></extra>",
+            )
+        )
+    _layout(fig, "Learning-rate schedule", "training step", "learning rate", height=300)
+    fig.update_yaxes(rangemode="tozero", tickformat=".3g")
+    fig.update_layout(margin={"b": 40, "t": 50})
+    return fig

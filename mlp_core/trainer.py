@@ -208,11 +208,22 @@ class Trainer:
         if not self.evals or not self.evals[-1].dev_loss > self.uniform_loss:
             return None
         dev = self.evals[-1].dev_loss
-        return (
+        history = self.train_history.view()
+        start = float(history.mean[0]) if len(history.mean) else math.nan
+        worse = (
             f"ended worse than guessing: dev loss {dev:.2f} at step {self.evals[-1].step:,} is above "
-            f"{self.uniform_loss:.2f}, the loss of guessing uniformly among {self.dataset.vocab.size} characters. "
-            f"The model learned nothing usable: the learning rate ({self.config.lr:g}) is most likely too high, "
-            "try 10x lower (the LR sweep page finds a good one)"
+            f"{self.uniform_loss:.2f}, the loss of guessing uniformly among {self.dataset.vocab.size} characters"
+        )
+        if not dev < start:  # no better than where it started: the steps jump instead of descending
+            return (
+                f"{worse}, and no better than its first loss ({start:.2f}). The model learned nothing usable: the "
+                f"learning rate ({self.config.lr:g}) is most likely too high, try 10x lower (the LR sweep page finds "
+                "a good one)"
+            )
+        return (
+            f"{worse}. It fell from its first loss ({start:.2f}) but not far enough: the run is too short for this "
+            f"learning rate ({self.config.lr:g}) and init, or the rate too high to settle; train longer, or find a "
+            "better rate on the LR sweep page"
         )
 
     def _check_early_stop(self) -> None:

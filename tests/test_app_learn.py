@@ -3,8 +3,10 @@ is, distinct samples, the sidebar's small lies, what differs from the lecture), 
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
+import pytest
 from test_app import (  # noqa: F401 (fixtures)
     TINY,
     app,
@@ -17,7 +19,8 @@ from test_app import (  # noqa: F401 (fixtures)
 )
 
 from dashboard import advice, models, sidebar, state
-from mlp_core.config import TrainConfig
+from mlp_core import cli, lecture_diff
+from mlp_core.config import PRESETS, TrainConfig, to_dict
 from mlp_core.data import builtin_words, make_dataset
 from mlp_core.job import DIVERGED, PAUSED, RUNNING
 from mlp_core.model import build_model
@@ -130,3 +133,87 @@ def test_a_checkpoints_missing_losses_are_said_in_words():
     rows = dict(models.checkpoint_rows({"step": 3000, "train_loss": None, "dev_loss": 2.276912345, "lr": 0.1}))
     assert "None" not in rows.values()
     assert rows["train_loss"].startswith("not recorded") and rows["dev_loss"] == "2.2769" and rows["step"] == "3,000"
+
+
+def chart(at, key: str) -> dict:
+    """The plotly spec of the chart with this widget key."""
+    return json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key)).proto.spec)
+
+
+def diff_table(at):
+    """The rows of "What differs from the lecture"."""
+    return next(d.value for d in at.dataframe if "change" in d.value.columns)
+
+
+# ---------------------------------------------------------------------- learner features
+def test_every_setting_a_preset_uses_has_a_control():
+    at = app()
+    for name, preset in PRESETS.items():
+        at.button(key=f"preset_{name}").click().run()
+        shown = {w.key for kind in ("number_input", "slider", "selectbox") for w in at.sidebar.get(kind)}
+        used = {f for f, v in to_dict(preset).items() if v != getattr(TrainConfig(), f) and f != "device"}
+        assert {f"hp_{f}" for f in used} <= shown, (name, {f"hp_{f}" for f in used} - shown)
+    assert at.selectbox(key="hp_precision").value == PRESETS["best"].precision
+    at.button(key="preset_strong").click().run()
+    assert at.selectbox(key="hp_precision").value == "bf16" and at.query_params["precision"] == "bf16"
+
+
+def test_train_plots_the_learning_rate_schedule_with_the_current_step():
+    at = train_tiny(app())  # the lecture's step schedule: lr 0.1, then 0.01 from step 150
+    spec = chart(at, "lr_schedule_chart")
+    line, now = spec["data"][0], spec["data"][1]
+    assert "step schedule" in line["name"]
+    assert "step 300" in now["name"] and "lr 0.01" in now["name"]  # the end of the run, after the drop
+    assert max(_values(line["y"])) == pytest.approx(0.1) and min(_values(line["y"])) == pytest.approx(0.01)
+
+
+def _values(array) -> list[float]:
+    """A plotly array from a spec: a list, or numpy's base64 typed array."""
+    if isinstance(array, dict):
+        import base64
+
+        import numpy as np
+
+        return np.frombuffer(base64.b64decode(array["bdata"]), dtype=array["dtype"]).tolist()
+    return list(array)
+
+
+def test_the_settings_copy_as_a_cli_command_and_a_notebook_cell_that_run(tmp_path):
+    at = app()
+    at.button(key="preset_fast").click().run()
+    codes = [c.value for c in at.code]
+    assert "python -m mlp_core train --preset fast" in codes
+    cell = next(c for c in codes if "Trainer(config, ds)" in c)
+    assert "optimizer: optimizer sgd, lr 0.1 -> optimizer adamw, lr 0.03" in cell
+    # The cell trains what it says (shortened here: a tiny model on a few names).
+    words = tmp_path / "w.txt"
+    words.write_text("\n".join(builtin_words()[:200]))
+    small = PRESETS["fast"].replace(steps=20, eval_every=10, hidden=8, device="cpu")
+    scope: dict = {}
+    exec(lecture_diff.notebook_cell(small, str(words)), scope)
+    assert scope["trainer"].step == 20
+    # The CLI command parses to exactly these settings.
+    args = cli.build_parser().parse_args(lecture_diff.cli_command(small).split()[3:])
+    assert cli.config_from_args(args) == small
+
+
+def test_what_differs_from_the_lecture_lists_each_change_and_trains_an_ablation():
+    at = app()
+    at.button(key="preset_lecture").click().run()
+    assert "lecture's own settings" in texts(at.success) and "2.1218" in texts(at.success)
+    at = train_tiny(at)  # TINY: emb 2, hidden 16 and 300 steps differ from the lecture
+    frame = diff_table(at)
+    assert list(frame["change"]) == ["embedding", "hidden size", "steps"]
+    assert set(frame["dev without it"]) == {"not trained yet"}
+    at.selectbox(key="ablate_choice").set_value("hidden size").run()
+    at.button(key="btn_ablate").click().run()
+    assert not at.exception, at.exception
+    job = run_of(at).job
+    assert job.config.hidden == 200 and job.config.emb_dim == 2  # one change reverted, the others kept
+    assert job.wait(120)
+    wait_for(lambda: run_of(at).summaries.get(run_of(at).job_label) is not None)
+    wait_for(lambda: job.snapshot().final_losses is not None)
+    at.run()
+    frame = diff_table(at)
+    row = frame[frame["change"] == "hidden size"].iloc[0]
+    assert row["dev without it"] != "not trained yet" and "(" in row["dev without it"]  # its dev and the difference
