@@ -127,16 +127,32 @@ def view(run_id: str, live: bool) -> None:
             key="btn_runs_csv",
         )
         if any(s.evals for s in history):
-            x = st.radio(
+            c1, c2 = st.columns([2, 3])
+            x = c1.radio(
                 "Overlay x axis",
-                ("step", "fraction"),
-                format_func={"step": "training step", "fraction": "fraction of each run"}.get,
+                charts.OVERLAY_X,
+                format_func={"step": "training step", "fraction": "fraction of each run", "time": "wall time"}.get,
                 key=state.OVERLAY_X,
                 horizontal=True,
-                help="Fraction: each run's steps divided by its planned steps, so runs of different lengths align",
+                help="Fraction: each run's steps divided by its planned steps, so runs of different lengths align. "
+                "Wall time: seconds of training, each run at its average pace",
+            )
+            labels = [s.label for s in history if s.evals]
+            shown = c2.multiselect(
+                "Runs to show",
+                labels,
+                default=labels,
+                key=f"overlay_runs_{len(labels)}",  # a new run joins the selection
+                help="Hide a run here or by clicking its legend entry",
             )
             st.plotly_chart(
-                charts.runs_overlay_figure(history, x=x), key="runs_overlay_chart", config={"displaylogo": False}
+                charts.runs_overlay_figure(history, x=x, selected=shown),
+                key="runs_overlay_chart",
+                config={"displaylogo": False},
+            )
+            st.caption(
+                "The dev-loss axis runs from the lowest dev loss to twice it: a run that goes higher (diverged) is "
+                "drawn at the top edge with a ▲, its true value on hover."
             )
     if live and not (job is not None and job.snapshot().active):
         st.rerun()  # the run ended: one full rerun stops the refreshing

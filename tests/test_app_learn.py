@@ -184,7 +184,7 @@ def test_the_settings_copy_as_a_cli_command_and_a_notebook_cell_that_run(tmp_pat
     codes = [c.value for c in at.code]
     assert "python -m mlp_core train --preset fast" in codes
     cell = next(c for c in codes if "Trainer(config, ds)" in c)
-    assert "optimizer: optimizer sgd, lr 0.1 -> optimizer adamw, lr 0.03" in cell
+    assert "optimizer: SGD, lr 0.1 -> AdamW, lr 0.03" in cell
     # The cell trains what it says (shortened here: a tiny model on a few names).
     words = tmp_path / "w.txt"
     words.write_text("\n".join(builtin_words()[:200]))
