@@ -93,9 +93,10 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
             f"{snap.config.eval_every:,} steps. Dashed lines: uniform guessing, a bigram model of this "
             f"data{lecture}."
         )
-    st.plotly_chart(
-        charts.lr_schedule_figure(snap.config, snap.step), key="lr_schedule_chart", config={"displaylogo": False}
-    )
+    if len(snap.train_history):  # beside the loss curve (not before it: no chart while nothing has trained)
+        st.plotly_chart(
+            charts.lr_schedule_figure(snap.config, snap.step), key="lr_schedule_chart", config={"displaylogo": False}
+        )
     if live and not snap.active:
         st.rerun()  # the job ended: one full rerun stops the refreshing and updates the other views
 

@@ -53,27 +53,18 @@ class Difference:
 
 
 def _show(config: TrainConfig, names: tuple[str, ...]) -> str:
-    shown = [
-        f"{n} {getattr(config, n):,}"
-        if isinstance(getattr(config, n), int)
-        else f"{n} {getattr(config, n):g}"
-        if isinstance(getattr(config, n), float)
-        else f"{n} {getattr(config, n)}"
-        for n in names
-    ]
-    return ", ".join(shown)
-
-
-def _relevant(config: TrainConfig, names: tuple[str, ...]) -> tuple[str, ...]:
-    """The settings of a group that mean something for this config (decay_at only for the step schedule, ...)."""
-    keep = []
-    for n in names:
-        if n in ("decay_at", "decay_factor") and config.schedule != "step":
-            continue
-        if n == "min_lr_ratio" and config.schedule != "cosine":
-            continue
-        keep.append(n)
-    return tuple(keep)
+    """One side of a change as a reader says it: "AdamW, lr 0.03", "cosine to 0, warm-up 100", "block 4"."""
+    if names[0] == "optimizer":
+        return f"{'SGD' if config.optimizer == 'sgd' else 'AdamW'}, lr {config.lr:g}"
+    if names[0] == "schedule":
+        warm = f", warm-up {config.warmup_steps:,}" if config.warmup_steps else ""
+        if config.schedule == "step":
+            return f"step: lr x{config.decay_factor:g} at {config.decay_at:.0%}{warm}"
+        if config.schedule == "cosine":
+            return f"cosine to {config.min_lr_ratio:g} x lr{warm}"
+        return f"constant{warm}"
+    value = getattr(config, names[0])
+    return f"{value:,}" if isinstance(value, int) else f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def differences(config: TrainConfig) -> list[Difference]:
@@ -86,8 +77,8 @@ def differences(config: TrainConfig) -> list[Difference]:
             Difference(
                 name,
                 names,
-                _show(LECTURE, _relevant(LECTURE, names)),
-                _show(config, _relevant(config, names)),
+                _show(LECTURE, names),
+                _show(config, names),
                 why,
             )
         )
