@@ -277,10 +277,12 @@ def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]], y_range:
 
 
 def _log_range(curve: TrainCurve, refs: list[float], from_step: int | None = None) -> list[float]:
-    """A log10 y range that shows the data (from from_step on) and the reference lines, ignoring non-finite values."""
+    """A log10 y range that shows the curves (from from_step on) and the reference lines, ignoring non-finite values."""
     keep = np.asarray(curve.step) >= from_step if from_step is not None else slice(None)
     dev_keep = np.asarray(curve.dev_step) >= from_step if from_step is not None else slice(None)
-    parts = [np.asarray(curve.low)[keep], np.asarray(curve.high)[keep], np.asarray(curve.dev_loss)[dev_keep]]
+    # The smoothed losses (the bucket means when not smoothing), not the min-max band: one lucky or unlucky
+    # minibatch (1.25, 4) would take the height from the 2.1-2.5 that matters. The band runs off the axis there.
+    parts = [np.asarray(curve.smoothed)[keep], np.asarray(curve.dev_loss)[dev_keep]]
     values = np.concatenate([*parts, np.asarray(refs, dtype=np.float64)])
     values = values[np.isfinite(values) & (values > 0)]
     if len(values) == 0:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from types import SimpleNamespace
 
+import numpy as np
+
 from dashboard import charts
 from mlp_core.config import TrainConfig
 
@@ -54,3 +56,30 @@ def test_lr_schedule_has_its_jumps_and_marks_now():
     x, y = list(fig.data[0].x), list(fig.data[0].y)
     assert 499 in x and 500 in x and y[x.index(499)] == 0.1 and math.isclose(y[x.index(500)], 0.01)
     assert "step 700" in fig.data[1].name and math.isclose(fig.data[1].y[0], 0.01)
+
+
+def curve_with_wide_band():
+    """A run at 2.1-2.5 whose single minibatches reach 1.25 and 4, ending in a partial bucket of one noisy step."""
+    rng = np.random.default_rng(0)
+    n = 400
+    step = np.arange(n) * 10
+    mean = np.linspace(2.5, 2.1, n) + rng.normal(0, 0.01, n)
+    low, high = mean - 0.3, mean + 0.3
+    low[50], high[60] = 1.25, 4.0
+    count = np.full(n, 10.0)
+    mean[-1], count[-1] = 2.9, 1.0  # the last, partial bucket: one unlucky minibatch
+    return charts.train_curve(step, mean, low, high, count, smoothing=0.05)
+
+
+def test_the_train_chart_gives_its_height_to_the_losses_not_the_band():
+    curve = curve_with_wide_band()
+    fig = charts.train_figure(curve, [("bigram 2.45", 2.45)])
+    lo, hi = (10**v for v in fig.layout.yaxis.range)
+    assert lo > 1.9 and hi < 2.8  # was 1.2-4.2: the 2.1-2.5 that matters got ~15% of the height
+    share = (math.log10(2.5) - math.log10(2.1)) / (math.log10(hi) - math.log10(lo))
+    assert share > 0.5  # was ~0.15
+
+
+def test_the_smoothed_curve_does_not_jump_at_the_last_step():
+    curve = curve_with_wide_band()
+    assert abs(curve.smoothed[-1] - curve.smoothed[-2]) < 0.02  # the one-step last bucket is weighed as one step
