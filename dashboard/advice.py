@@ -57,3 +57,53 @@ def loaded_story(snap, dataset_label: str) -> str:
         f"it has no loss curve or evaluations here.{numbers} Sample from it, look at its embeddings, or keep "
         "training it (Checkpoints)."
     )
+
+
+SHORT_TRIALS = 10  # trials this many times shorter than the run they tune: their ranking may not hold
+
+
+def sweep_verdict(
+    best_dev: float | None,
+    trial_steps: int,
+    run_steps: int,
+    reference_dev: float | None,
+    uniform: float,
+    trial_devs: list[float],
+) -> list[tuple[str, str]]:
+    """(level, text) notes on what a finished sweep can and cannot say, most important first."""
+    notes = []
+    if trial_steps and run_steps >= SHORT_TRIALS * trial_steps:
+        notes.append(
+            (
+                "warning",
+                f"The trials ran **{trial_steps:,} steps**, {run_steps / trial_steps:,.0f}x fewer than the sidebar's "
+                f"run ({run_steps:,}). A setting that wins a short race (a high learning rate, no decay) often loses "
+                "a long one: take these as hints, or sweep with more steps per trial.",
+            )
+        )
+    worse = sum(d > uniform for d in trial_devs)
+    if worse:
+        notes.append(
+            (
+                "warning",
+                f"{worse} of {len(trial_devs)} trials ended worse than guessing uniformly ({uniform:.2f}): they "
+                "learned nothing in their steps, so they say little about their settings.",
+            )
+        )
+    if best_dev is not None and reference_dev is not None and best_dev >= reference_dev:
+        notes.append(
+            (
+                "error",
+                f"**No trial beats the reference**: the best trial's dev {best_dev:.4f} is no better than the "
+                f"sidebar's own run ({reference_dev:.4f}). Keep your settings; 'Use these settings' would make them "
+                "worse.",
+            )
+        )
+    elif best_dev is not None and reference_dev is None:
+        notes.append(
+            (
+                "info",
+                "No reference yet: train the sidebar's settings (Start) to see whether the best trial beats them.",
+            )
+        )
+    return notes

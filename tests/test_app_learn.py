@@ -7,6 +7,7 @@ import json
 from types import SimpleNamespace
 
 import pytest
+import streamlit as st
 from test_app import (  # noqa: F401 (fixtures)
     TINY,
     app,
@@ -18,7 +19,7 @@ from test_app import (  # noqa: F401 (fixtures)
     wait_for,
 )
 
-from dashboard import advice, models, sidebar, state
+from dashboard import advice, models, sidebar, state, sweep_runs
 from mlp_core import cli, lecture_diff
 from mlp_core.config import PRESETS, TrainConfig, to_dict
 from mlp_core.data import builtin_words, make_dataset
@@ -217,3 +218,59 @@ def test_what_differs_from_the_lecture_lists_each_change_and_trains_an_ablation(
     frame = diff_table(at)
     row = frame[frame["change"] == "hidden size"].iloc[0]
     assert row["dev without it"] != "not trained yet" and "(" in row["dev without it"]  # its dev and the difference
+
+
+# ---------------------------------------------------------------------- 2. sweeps that cannot answer say so
+def write_sweep(root, devs: list[float], steps: int = 1500) -> None:
+    """A finished sweep's summary.json as mlp_core.sweep writes it (CLI sweeps in the folder are everyone's)."""
+    d = root / "sweep-test"
+    d.mkdir(parents=True)
+    trials = {
+        f"t{i}": {
+            "id": f"t{i}",
+            "status": "completed",
+            "steps": steps,
+            "config": {"lr": 0.01 * (i + 1)},
+            "dev_loss": dev,
+            "curve": [[steps // 2, dev + 0.3, 1.0], [steps, dev, 2.0]],
+        }
+        for i, dev in enumerate(devs)
+    }
+    best = min(trials.values(), key=lambda t: t["dev_loss"])
+    summary = {
+        "state": "finished",
+        "started": 0.0,
+        "settings": {"preset": "fast", "trials": len(devs), "steps": steps, "params": ["lr=0.01:0.1:log"]},
+        "trials": trials,
+        "best": {"id": best["id"], "dev_loss": best["dev_loss"], "config": best["config"], "steps": steps},
+    }
+    (d / "summary.json").write_text(json.dumps(summary))
+
+
+def sweep_page(at):
+    at.switch_page("pages/7_sweep.py").run()
+    assert not at.exception, at.exception
+    return " | ".join(str(e.value) for kind in ("markdown", "info", "warning", "error") for e in getattr(at, kind))
+
+
+def test_a_sweep_of_short_trials_says_it_cannot_answer(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_runs, "SWEEPS_ROOT", tmp_path / "sweeps")
+    st.cache_resource.clear()
+    write_sweep(tmp_path / "sweeps", [3.1039, 3.81, 4.32, 5.18])
+    text = sweep_page(app())  # the lecture's settings: 200,000 steps
+    assert "1,500 steps" in text and "133x fewer" in text
+    assert "3 of 4 trials ended worse than guessing" in text
+    assert "No reference yet" in text
+
+
+def test_a_sweep_that_beats_nothing_says_so(tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep_runs, "SWEEPS_ROOT", tmp_path / "sweeps")
+    st.cache_resource.clear()
+    write_sweep(tmp_path / "sweeps", [3.5, 3.81], steps=300)
+    at = train_tiny(app())  # the reference: the sidebar's settings, trained (dev ~3.18)
+    text = sweep_page(at)
+    assert "No trial beats the reference" in text and "Reference**, the sidebar's own settings" in text
+    assert at.button(key="btn_sweep_use").label == "Use these settings anyway"
+    lines = [a["text"] for a in chart(at, "sweep_curves_chart")["layout"]["annotations"]]
+    assert any(t.startswith("uniform guessing") for t in lines) and "your run (sidebar)" in lines
+    assert any("bigram" in t for t in lines) and any("lecture" in t for t in lines)
