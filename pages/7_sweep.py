@@ -282,7 +282,7 @@ if best is not None and not live:
     for level, text in notes:
         getattr(st, level)(text)
     beaten = any(level == "error" for level, _ in notes)
-    b1, b2, _ = st.columns([1, 1, 3])
+    b1, b2, _ = st.columns([3, 2, 4])
     b1.button(
         "Use these settings anyway" if beaten else "Use these settings",
         key="btn_sweep_use",
