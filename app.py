@@ -12,7 +12,7 @@ from dashboard import layout
 # shows the page while they load (bench/bench_cold_start.py).
 layout.setup_page("Train")
 
-from dashboard import charts, sidebar, state  # noqa: E402
+from dashboard import advice, charts, lecture_panel, sidebar, state  # noqa: E402
 from mlp_core.baselines import baselines_for  # noqa: E402
 
 run = state.current_run()
@@ -21,6 +21,7 @@ if run.job is None:
         "Choose a dataset and hyperparameters in the sidebar (or a preset), then press **Start**. "
         "The loss curves appear here and update live while the model trains in the background."
     )
+    lecture_panel.render(run, state.current_settings())
     st.stop()
 
 st.session_state.setdefault(state.SMOOTHING, 2)
@@ -52,7 +53,8 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
     c = st.columns(5)
     c[0].metric(f"step (of {snap.total_steps:,})", f"{snap.step:,}")
     c[1].metric("batch loss", state.fmt_loss(snap.last_loss))
-    c[2].metric("dev loss", state.fmt_loss(last_eval.dev_loss) if last_eval else "—")
+    final_dev = (snap.final_losses or {}).get("dev_loss")  # a loaded model's only dev loss
+    c[2].metric("dev loss", state.fmt_loss(last_eval.dev_loss if last_eval else final_dev))
     best_at = f"at step {snap.best_step:,}" if snap.best_step is not None else None
     c[3].metric("best dev", state.fmt_loss(snap.best_dev), best_at, "off", delta_arrow="off")
     c[4].metric("steps/s", f"{snap.steps_per_sec:,.0f}" if snap.steps_per_sec else "—")
@@ -65,7 +67,9 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
         st.error(snap.message)
     elif snap.message and snap.status in ("stopped", "finished"):
         st.info(snap.message)
-    if len(snap.train_history) == 0:
+    if advice.is_loaded(snap):
+        st.info(advice.loaded_story(snap, run.dataset_label))
+    elif len(snap.train_history) == 0:
         # No step has finished yet (a big model's first steps can take minutes): no empty axes meanwhile.
         st.info(f"**{snap.status}**: the first steps are under way; the loss curve appears after the first of them.")
     else:
@@ -89,9 +93,14 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
             f"{snap.config.eval_every:,} steps. Dashed lines: uniform guessing, a bigram model of this "
             f"data{lecture}."
         )
+    if len(snap.train_history):  # beside the loss curve (not before it: no chart while nothing has trained)
+        st.plotly_chart(
+            charts.lr_schedule_figure(snap.config, snap.step), key="lr_schedule_chart", config={"displaylogo": False}
+        )
     if live and not snap.active:
         st.rerun()  # the job ended: one full rerun stops the refreshing and updates the other views
 
 
 active = run.job.snapshot().active
 st.fragment(live_view, run_every=state.REFRESH_S if active else None)(run.run_id, active, smoothing / 100, skip_spike)
+lecture_panel.render(run, state.current_settings())

@@ -42,8 +42,9 @@ def downsample_buckets(
 def centred_average(values: np.ndarray, weights: np.ndarray, window: int) -> np.ndarray:
     """Weighted centred moving average that skips non-finite values.
 
-    Near the ends the window shrinks symmetrically (the first point is itself, the second averages three,
-    ...), so there is no start-up bias (nothing starts from 0, unlike a plain EMA), no lag, and a steep
+    Near the start the window shrinks symmetrically (the first point is itself, the second averages three,
+    ...); near the end it keeps its points behind (the last point is not one bucket alone). So there is no
+    start-up bias (nothing starts from 0, unlike a plain EMA), no lag, and a steep
     early descent is not flattened by the points after it.
     """
     values = np.asarray(values, dtype=np.float64)
@@ -55,8 +56,12 @@ def centred_average(values: np.ndarray, weights: np.ndarray, window: int) -> np.
     num = np.concatenate([[0.0], np.cumsum(np.where(ok, values, 0.0) * w)])
     den = np.concatenate([[0.0], np.cumsum(w)])
     i = np.arange(n)
-    half = np.minimum(max(0, window // 2), np.minimum(i, n - 1 - i))
-    lo, hi = i - half, i + half + 1
+    full = max(0, window // 2)
+    # The start shrinks symmetrically (a steep first descent is not flattened by what follows); the end keeps its
+    # full window behind it: a symmetric shrink made the last point one (often partial, few-step) bucket alone,
+    # and the smoothed curve jumped at the last step.
+    half = np.minimum(full, i)
+    lo, hi = i - half, np.minimum(i + half + 1, n)
     total, weight = num[hi] - num[lo], den[hi] - den[lo]
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(weight > 0, total / weight, np.nan)

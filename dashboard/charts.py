@@ -194,13 +194,19 @@ def train_figure(
             )
         )
     if curve.best_step is not None and math.isfinite(curve.best_dev):
+        # A "best" worse than guessing is no achievement: a grey cross that says so, not the red star.
+        failed = uniform is not None and curve.best_dev > uniform
+        marker = {"symbol": "star", "size": 18, "color": RED, "line": {"width": 1, "color": "white"}}
+        if failed:
+            marker = {"symbol": "x", "size": 12, "color": GREY}
         fig.add_trace(
             go.Scatter(
                 x=[curve.best_step],
                 y=[curve.best_dev],
                 mode="markers",
-                marker={"symbol": "star", "size": 18, "color": RED, "line": {"width": 1, "color": "white"}},
-                name=f"best dev {curve.best_dev:.4f} at step {curve.best_step:,}",
+                marker=marker,
+                name=(f"lowest dev {curve.best_dev:.2f}: still worse than guessing" if failed else "")
+                or f"best dev {curve.best_dev:.4f} at step {curve.best_step:,}",
                 hovertemplate="best dev loss %{y:.4f}<br>at step %{x:,}<extra></extra>",
             )
         )
@@ -271,10 +277,12 @@ def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]], y_range:
 
 
 def _log_range(curve: TrainCurve, refs: list[float], from_step: int | None = None) -> list[float]:
-    """A log10 y range that shows the data (from from_step on) and the reference lines, ignoring non-finite values."""
+    """A log10 y range that shows the curves (from from_step on) and the reference lines, ignoring non-finite values."""
     keep = np.asarray(curve.step) >= from_step if from_step is not None else slice(None)
     dev_keep = np.asarray(curve.dev_step) >= from_step if from_step is not None else slice(None)
-    parts = [np.asarray(curve.low)[keep], np.asarray(curve.high)[keep], np.asarray(curve.dev_loss)[dev_keep]]
+    # The smoothed losses (the bucket means when not smoothing), not the min-max band: one lucky or unlucky
+    # minibatch (1.25, 4) would take the height from the 2.1-2.5 that matters. The band runs off the axis there.
+    parts = [np.asarray(curve.smoothed)[keep], np.asarray(curve.dev_loss)[dev_keep]]
     values = np.concatenate([*parts, np.asarray(refs, dtype=np.float64)])
     values = values[np.isfinite(values) & (values > 0)]
     if len(values) == 0:
@@ -345,39 +353,102 @@ def train_dev_figure(evals: Sequence, title: str = "Train vs dev loss at each ev
     return _layout(fig, title, "training step", "loss (nats per character)", height=460)
 
 
+OVERLAY_X = ("step", "fraction", "time")  # the overlay's x axes
+CLIP_RATIO = 2.0  # the overlay's y axis ends at this many times the lowest dev loss: a diverged run is clipped
+
+
+def overlay_y_range(values: Sequence[float]) -> tuple[float, float] | None:
+    """A robust (lo, hi) in losses for dev curves: from the lowest to at most CLIP_RATIO x the lowest.
+
+    One diverged run (dev 700) would otherwise set a log axis of 2-700 and flatten every sensible run (1.95-2.7)
+    into one line; its points above hi are drawn at hi, marked, with their true value on hover.
+    """
+    finite = [v for v in values if math.isfinite(v) and v > 0]
+    if not finite:
+        return None
+    lo = min(finite)
+    return lo, min(max(finite), CLIP_RATIO * lo)
+
+
 def runs_overlay_figure(
-    summaries: Sequence, x: str = "step", title: str = "Dev loss of every run in this session"
+    summaries: Sequence,
+    x: str = "step",
+    title: str = "Dev loss of every run in this session",
+    *,
+    selected: Sequence[str] | None = None,
+    names: dict[str, str] | None = None,
 ) -> go.Figure:
     """One dev-loss curve per run (RunSummary.evals), log y, so runs with different settings compare at a glance.
 
-    x="fraction" puts each run's steps as a fraction of its planned steps: runs of different lengths align.
+    x: "step"; "fraction" (each run's steps over its planned steps: runs of different lengths align); "time"
+    (seconds of training, at each run's average pace). With x="step" and runs whose lengths differ more than 10x,
+    the step axis is logarithmic, so a 700-step run is not a sliver beside a 200k one. selected: the labels of
+    the runs to draw (None: all); names: a label -> name the user gave it, shown in the legend.
     """
+    if x not in OVERLAY_X:
+        raise ValueError(f"x must be one of {', '.join(OVERLAY_X)}, got {x!r}")
+    names = names or {}
+    shown = [(i, s) for i, s in enumerate(summaries) if s.evals and (selected is None or s.label in set(selected))]
+    y_range = overlay_y_range([v for _, s in shown for _, v, _ in s.evals])
     fig = go.Figure(layout={"yaxis": {"type": "log"}})
-    values = []
-    for i, s in enumerate(summaries):
-        if not s.evals:
-            continue
+    x_hover = {"fraction": "%{x:.0%} of the run", "time": "%{x:.1f} s", "step": "step %{x:,}"}[x]
+    for i, s in shown:
         steps, dev, _ = zip(*s.evals, strict=True)
-        xs = [k / max(s.config.steps, 1) for k in steps] if x == "fraction" else list(steps)
-        values.extend(v for v in dev if math.isfinite(v) and v > 0)
-        x_hover = "%{x:.0%} of the run" if x == "fraction" else "step %{x:,}"
+        if x == "fraction":
+            xs = [k / max(s.config.steps, 1) for k in steps]
+        elif x == "time":
+            pace = s.seconds / max(s.steps, 1)
+            xs = [k * pace for k in steps]
+        else:
+            xs = list(steps)
+        color = RUN_COLORS[i % len(RUN_COLORS)]
+        name = names.get(s.label) or f"{s.label} · {s.dataset or 'dataset?'} · {run_caption(s.config)}"
+        top = y_range[1] if y_range else math.inf
+        clipped = [v > top for v in dev]
         fig.add_trace(
             go.Scatter(
                 x=xs,
-                y=dev,
+                y=[min(v, top) for v in dev],
                 mode="lines+markers",
                 marker={"size": 5},
-                line={"color": RUN_COLORS[i % len(RUN_COLORS)], "width": 2},
-                name=f"{s.label} · {s.dataset or 'dataset?'} · {run_caption(s.config)}",
-                hovertemplate=f"{s.label}<br>{x_hover}<br>dev %{{y:.4f}}<extra></extra>",
+                line={"color": color, "width": 2},
+                name=name + (" (diverged)" if getattr(s, "status", "") == "diverged" else ""),
+                legendgroup=s.label,
+                customdata=list(dev),
+                hovertemplate=f"{s.label}<br>{x_hover}<br>dev %{{customdata:.4f}}<extra></extra>",
             )
         )
-    x_title = "fraction of the run's steps" if x == "fraction" else "training step"
+        if any(clipped):
+            fig.add_trace(
+                go.Scatter(
+                    x=[xv for xv, c in zip(xs, clipped, strict=True) if c],
+                    y=[top] * sum(clipped),
+                    mode="markers",
+                    marker={
+                        "symbol": "triangle-up",
+                        "size": 13,
+                        "color": color,
+                        "line": {"width": 1, "color": "white"},
+                    },
+                    name=f"{s.label}: off the chart (dev up to {max(dev):,.0f})",
+                    legendgroup=s.label,
+                    customdata=[v for v, c in zip(dev, clipped, strict=True) if c],
+                    hovertemplate=f"{s.label}<br>{x_hover}<br>dev %{{customdata:,.2f}} (above the axis)<extra></extra>",
+                )
+            )
+    x_title = {
+        "fraction": "fraction of the run's steps",
+        "time": "seconds of training (each run at its average pace)",
+        "step": "training step",
+    }[x]
     _layout(fig, title, x_title, "dev loss (nats per character, log scale)", height=460)
     if x == "fraction":
         fig.update_xaxes(tickformat=".0%")
-    if values:
-        lo, hi = math.log10(min(values)) - 0.02, math.log10(max(values)) + 0.02
+    lengths = [s.config.steps for _, s in shown if s.config.steps > 0]
+    if x == "step" and lengths and max(lengths) > 10 * min(lengths):
+        fig.update_xaxes(type="log", title="training step (log scale: the runs' lengths differ more than 10x)")
+    if y_range:
+        lo, hi = math.log10(y_range[0]) - 0.02, math.log10(y_range[1]) + 0.02
         ticks = log_ticks(lo, hi, plot_px=300)
         fig.update_yaxes(range=[lo, hi], tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
     return fig
@@ -456,3 +527,49 @@ def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> lis
     hi = min(float(raw.max()), max(start, float(finite.min()) * 1.05) * 1.1)
     pad = 0.05 * max(hi - lo, 1e-6)
     return [lo - pad, hi + pad]
+
+
+# ---------------------------------------------------------------------- learning-rate schedule
+def lr_schedule_points(config, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+    """(step, lr) of the run's schedule: evenly spaced steps plus every step where it jumps (warm-up end, decay)."""
+    from mlp_core.trainer import lr_at  # torch: imported only when the chart is drawn
+
+    total = max(1, config.steps)
+    steps = set(np.linspace(0, total - 1, min(points, total)).round().astype(int).tolist())
+    for s in (config.warmup_steps, config.lr_decay_step if config.schedule == "step" else 0):
+        steps |= {max(0, min(total - 1, s - 1)), max(0, min(total - 1, s))}
+    step = np.array(sorted(steps))
+    return step, np.array([lr_at(config, int(s)) for s in step])
+
+
+def lr_schedule_figure(config, current_step: int | None = None) -> go.Figure:
+    """The learning rate the run uses at each step, with the current step marked."""
+    step, lr = lr_schedule_points(config)
+    fig = go.Figure(
+        go.Scatter(
+            x=step,
+            y=lr,
+            mode="lines",
+            line={"color": PURPLE, "width": 2, "shape": "hv"},
+            name=f"{config.schedule} schedule, peak lr {config.lr:g}",
+            hovertemplate="step %{x:,}<br>lr %{y:.3g}<extra></extra>",
+        )
+    )
+    if current_step is not None:
+        from mlp_core.trainer import lr_at
+
+        now = lr_at(config, max(0, min(current_step, config.steps) - 1))
+        fig.add_trace(
+            go.Scatter(
+                x=[min(current_step, config.steps)],
+                y=[now],
+                mode="markers",
+                marker={"size": 12, "color": RED, "symbol": "circle"},
+                name=f"now: step {current_step:,}, lr {now:.3g}",
+                hovertemplate="step %{x:,}<br>lr %{y:.3g}<extra></extra>",
+            )
+        )
+    _layout(fig, "Learning-rate schedule", "training step", "learning rate", height=300)
+    fig.update_yaxes(rangemode="tozero", tickformat="~g")
+    fig.update_layout(margin={"b": 40, "t": 50})
+    return fig

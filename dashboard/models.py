@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from mlp_core.checkpoint import Checkpoint, CheckpointError, checkpoint_bytes
@@ -102,3 +103,26 @@ def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str, b
 def _dev_loss_at(snap, step: int) -> float | None:
     """The dev loss evaluated at exactly this step, if the run evaluated there."""
     return next((e.dev_loss for e in snap.evals if e.step == step), None)
+
+
+NOT_RECORDED = {
+    "train_loss": "not recorded (saved only when the full-split losses of exactly these weights were computed)",
+    "dev_loss": "not recorded (saved only when the full-split losses of exactly these weights were computed)",
+    "best_dev_loss": "not recorded (no evaluation before it was saved)",
+}
+
+
+def checkpoint_rows(info: dict) -> list[tuple[str, str]]:
+    """A checkpoint's description as (field, text) rows: losses to 4 decimals, a missing value said in words."""
+    rows = []
+    for name, value in info.items():
+        if value is None or (isinstance(value, float) and not math.isfinite(value)):
+            text = NOT_RECORDED.get(name, "not recorded")
+        elif isinstance(value, float) and name.endswith("loss"):
+            text = f"{value:.4f}"
+        elif isinstance(value, int) and not isinstance(value, bool) and name in ("params", "step"):
+            text = f"{value:,}"
+        else:
+            text = str(value)
+        rows.append((name, text))
+    return rows

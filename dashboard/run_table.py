@@ -78,7 +78,7 @@ def summaries(records: list[RunRecord], store: RunStore, live: list[RunSummary],
             evals = tuple((step, dev, math.nan) for step, dev in store.metric_history(r.run_id, "dev_loss"))
         rows.append(
             RunSummary(
-                label=r.name,
+                label=f"{r.name} [{r.run_id[:6]}]",  # names repeat; the id tells runs apart
                 config=config,
                 dataset=r.dataset,
                 status=r.status,

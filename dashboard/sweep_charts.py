@@ -41,10 +41,15 @@ def best_so_far_figure(trials: Sequence[Mapping[str, Any]], started: float) -> g
     return _layout(fig, "Best dev loss so far", "seconds since the sweep started", "dev loss", height=360)
 
 
-def curves_figure(trials: Sequence[Mapping[str, Any]], best_id: str | None) -> go.Figure:
-    """Every trial's dev loss over its steps; the best in bold orange, stopped and failed ones dimmed."""
+def curves_figure(
+    trials: Sequence[Mapping[str, Any]], best_id: str | None, references: Sequence[tuple[str, float]] = ()
+) -> go.Figure:
+    """Every trial's dev loss over its steps; the best in bold orange, stopped and failed ones dimmed.
+
+    references: (label, loss) dashed lines: uniform guessing, the bigram model, the lecture's MLP, your own run.
+    """
     fig = go.Figure()
-    values = []
+    values = [v for _, v in references if _finite(v)]
     ordered = sorted(trials, key=lambda t: t.get("id") == best_id)  # the best drawn last, on top
     for t in ordered:
         curve = [p for p in t.get("curve", []) if _finite(p[1])]
@@ -70,6 +75,13 @@ def curves_figure(trials: Sequence[Mapping[str, Any]], best_id: str | None) -> g
     if values:  # a diverging or barely-trained trial must not squash the interesting range into a sliver
         lo, hi = min(values), min(max(values), min(values) + 1.5)
         fig.update_yaxes(range=[lo - 0.02, hi + 0.02])
+    for label, value in references:
+        if _finite(value):
+            fig.add_hline(
+                y=value, line={"color": GREY, "width": 1, "dash": "dash"}, annotation_text=label,
+                annotation_position="bottom right" if label.startswith("your run") else "top left",
+                annotation_font={"color": GREY, "size": 12},  # your run's label on the other side: 2.14 vs 2.17
+            )  # fmt: skip
     fig.update_layout(showlegend=len(fig.data) <= 12)
     return fig
 

@@ -186,13 +186,16 @@ def _train(
         print(trainer.stop_reason, file=sys.stderr)
     if trainer.alert:
         print(f"warning: {trainer.alert}", file=sys.stderr)
+    if trainer.diverged_at is None and trainer.worse_than_uniform():
+        print(f"diverged: {trainer.worse_than_uniform()}", file=sys.stderr)
     losses = {split: trainer.evaluate(split) for split in ("train", "dev", "test")}
     run_id = None
     if recorder is not None:  # the run as trained (before any --restore-best), so a resume goes on from it
-        diverged = trainer.diverged_at is not None or bool(trainer.stop_reason and trainer.alert)
+        worse = trainer.worse_than_uniform()  # an end worse than guessing is no success either
+        diverged = trainer.diverged_at is not None or bool(trainer.stop_reason and trainer.alert) or bool(worse)
         status = "diverged" if diverged else "finished"
         recorder.log(final_metrics({"train_loss": losses["train"], "dev_loss": losses["dev"]}, trainer.step))
-        recorder.close(trainer, status, trainer.stop_reason or "")
+        recorder.close(trainer, status, trainer.stop_reason or worse or "")
         run_id = recorder.run_id
         if recorder.error:
             print(f"warning: {recorder.error}", file=sys.stderr)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
+from collections import Counter
 from collections.abc import Collection, Iterator
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
@@ -227,6 +228,34 @@ def next_char_distribution(
     with _inference(model):
         probs = _scaled_probs(model(torch.tensor([window], device=device)).float().double(), temperature)
     return list(zip(vocab.itos, probs[0].cpu().tolist(), strict=True))
+
+
+@dataclass(frozen=True)
+class Novelty:
+    """How new a batch of samples is, counted by distinct name: a name drawn 17 times is one name, 16 repeats."""
+
+    samples: int  # samples whose novelty is known
+    distinct: int
+    distinct_new: int  # distinct names not in the training words
+    new_held_out: int  # of those, real names from the held-out (dev/test) words
+    repeats: int  # samples that repeat a name drawn before in the batch
+    most_common: tuple[str, int] | None  # the most repeated name and its count (None when nothing repeats)
+
+
+def novelty(samples: list[Sample], held_out: frozenset[str] | set[str] = frozenset()) -> Novelty:
+    """Count a batch's distinct names, the new ones among them and its repeats (samples of unknown novelty skipped)."""
+    known = [s.name for s in samples if s.is_new is not None]
+    counts = Counter(known)
+    new = {s.name for s in samples if s.is_new}
+    top = counts.most_common(1)[0] if counts else None
+    return Novelty(
+        samples=len(known),
+        distinct=len(counts),
+        distinct_new=len(new),
+        new_held_out=len(new & set(held_out)),
+        repeats=len(known) - len(counts),
+        most_common=top if top is not None and top[1] > 1 else None,
+    )
 
 
 __all__ = ["Sample", "WordScore", "next_char_distribution", "sample_names", "score_word"]

@@ -202,6 +202,30 @@ class Trainer:
         if self.config.stop_on_divergence:
             self.stop_reason = f"stopped at step {self.step:,}: {self.alert}"
 
+    def worse_than_uniform(self) -> str | None:
+        """Why a run that reached its last step did not succeed: its last dev loss is worse than guessing
+        uniformly (ln V). None when it is not (or when it never evaluated)."""
+        if not self.evals or not self.evals[-1].dev_loss > self.uniform_loss:
+            return None
+        dev = self.evals[-1].dev_loss
+        history = self.train_history.view()
+        start = float(history.mean[0]) if len(history.mean) else math.nan
+        worse = (
+            f"ended worse than guessing: dev loss {dev:.2f} at step {self.evals[-1].step:,} is above "
+            f"{self.uniform_loss:.2f}, the loss of guessing uniformly among {self.dataset.vocab.size} characters"
+        )
+        if not dev < start:  # no better than where it started: the steps jump instead of descending
+            return (
+                f"{worse}, and no better than its first loss ({start:.2f}). The model learned nothing usable: the "
+                f"learning rate ({self.config.lr:g}) is most likely too high, try 10x lower (the LR sweep page finds "
+                "a good one)"
+            )
+        return (
+            f"{worse}. It fell from its first loss ({start:.2f}) but not far enough: the run is too short for this "
+            f"learning rate ({self.config.lr:g}) and init, or the rate too high to settle; train longer, or find a "
+            "better rate on the LR sweep page"
+        )
+
     def _check_early_stop(self) -> None:
         patience = self.config.early_stop_patience
         if not patience or self.best_step is None:

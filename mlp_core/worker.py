@@ -231,7 +231,8 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
         if paused and not budget:
             continue
         if trainer.step >= config.steps:
-            out.status, out.message = FINISHED, ""
+            worse = trainer.worse_than_uniform()  # an end worse than guessing is no success
+            out.status, out.message = (DIVERGED, worse) if worse else (FINISHED, "")
             break
         if out.status != RUNNING:
             out.status = RUNNING

@@ -5,7 +5,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, layout, run_table, state
+from dashboard import advice, charts, layout, run_table, state
+from mlp_core.baselines import baselines_for
 from mlp_core.store import StoreError
 
 layout.setup_page()
@@ -35,6 +36,8 @@ def view(run_id: str, live: bool) -> None:
                 f"At every evaluation (each {snap.config.eval_every:,} steps): dev is the whole dev split; train is a "
                 "fixed random subset of the training examples the size of dev, so both are measured alike and cheaply."
             )
+        elif advice.is_loaded(snap):
+            st.info(advice.loaded_story(snap, run.dataset_label))
         else:
             st.info(f"No evaluation yet: the first comes at step {snap.config.eval_every:,}.")
 
@@ -56,18 +59,11 @@ def view(run_id: str, live: bool) -> None:
             c[3].metric("test loss", state.fmt_loss(summary.test_loss))
             stale = f" (the run is now at step {snap.step:,})" if snap.step != summary.losses_step else ""
             st.caption(f"Weights of step {summary.losses_step:,}{stale}.")
-            if gap > 0.1:
-                st.warning(
-                    f"Dev is {gap:.2f} nats above train: the model starts to **overfit** (it memorises the "
-                    "training names). More data, dropout, weight decay or a smaller model help; stopping at the best "
-                    "dev step too."
-                )
-            else:
-                st.success(
-                    f"Train and dev are close (gap {gap:+.3f}): **not overfitting**. As in the lecture, this means "
-                    "the model is probably still underfitting: a bigger model (embedding, hidden size, context) can "
-                    "do better."
-                )
+            base = baselines_for(job.dataset)
+            level, text = advice.fit_advice(
+                summary.train_loss, summary.dev_loss, base.uniform_loss, base.bigram_dev_loss
+            )
+            getattr(st, level)(text)
         else:
             st.caption("Not computed yet for this run: press the button, or wait for the run to end.")
 
@@ -144,18 +140,32 @@ def all_runs(run) -> None:
             key="btn_runs_csv",
         )
         if any(s.evals for s in history):
-            x = st.radio(
+            c1, c2 = st.columns([2, 3])
+            x = c1.radio(
                 "Overlay x axis",
-                ("step", "fraction"),
-                format_func={"step": "training step", "fraction": "fraction of each run"}.get,
+                charts.OVERLAY_X,
+                format_func={"step": "training step", "fraction": "fraction of each run", "time": "wall time"}.get,
                 key=state.OVERLAY_X,
                 horizontal=True,
-                help="Fraction: each run's steps divided by its planned steps, so runs of different lengths align",
+                help="Fraction: each run's steps divided by its planned steps, so runs of different lengths align. "
+                "Wall time: seconds of training, each run at its average pace",
+            )
+            labels = [s.label for s in history if s.evals]
+            shown = c2.multiselect(
+                "Runs to show",
+                labels,
+                default=labels,
+                key=f"overlay_runs_{len(labels)}",  # a new run joins the selection
+                help="Hide a run here or by clicking its legend entry",
             )
             st.plotly_chart(
-                charts.runs_overlay_figure(history, x=x, title="Dev loss of your runs"),
+                charts.runs_overlay_figure(history, x=x, selected=shown, title="Dev loss of your runs"),
                 key="runs_overlay_chart",
                 config={"displaylogo": False},
+            )
+            st.caption(
+                "The dev-loss axis runs from the lowest dev loss to twice it: a run that goes higher (diverged) is "
+                "drawn at the top edge with a ▲, its true value on hover."
             )
 
 

@@ -5,7 +5,7 @@ import streamlit as st
 
 from dashboard import analysis, layout, models, sample_charts, state
 from mlp_core.data import DatasetError
-from mlp_core.sampling import next_char_distribution, sample_names, score_word
+from mlp_core.sampling import next_char_distribution, novelty, sample_names, score_word
 
 layout.setup_page()
 st.title("Sample names")
@@ -69,17 +69,28 @@ if st.button("Sample", key="btn_sample", type="primary"):
 if state.SAMPLES in st.session_state:
     caption, samples, held_out = st.session_state[state.SAMPLES]
     held_out = held_out or frozenset()
-    known = [s for s in samples if s.is_new is not None]
-    if known:
-        new = [s for s in known if s.is_new]
-        real = sum(s.name in held_out for s in new)
-        st.metric("new names (not in the training set)", f"{len(new)} / {len(known)} ({len(new) / len(known):.0%})")
-        if new and held_out:
-            st.caption(
-                f"Of the {len(new)} new names, {real} are real names from the held-out dev/test words "
-                "(the model never saw them, yet made them up) and "
-                f"{len(new) - real} are in none of the data's words."
+    counted = novelty(samples, held_out)
+    if counted.samples:
+        # By distinct name: at a low temperature one name drawn 17 times is one new name, not 17.
+        n_new, n_distinct = counted.distinct_new, counted.distinct
+        st.metric("distinct new names (not in the training set)", f"{n_new} / {n_distinct} ({n_new / n_distinct:.0%})")
+        repeats = ""
+        if counted.repeats:
+            name, times = counted.most_common
+            repeats = (
+                f" {counted.samples} samples gave {n_distinct} distinct names: **{counted.repeats} repeat"
+                f"{'s' if counted.repeats != 1 else ''}** ('{name}' ×{times}); a low temperature makes the model "
+                "pick its favourite name again and again."
             )
+        held = (
+            f"Of the {n_new} new names, {counted.new_held_out} are real names from the held-out dev/test words "
+            "(the model never saw them, yet made them up) and "
+            f"{n_new - counted.new_held_out} are in none of the data's words."
+            if n_new and held_out
+            else ""
+        )
+        if held or repeats:
+            st.caption(held + repeats)
 
     def mark(s) -> str:
         if s.is_new is None:

@@ -161,7 +161,7 @@ if ckpt is not None:
     st.markdown(f"**{run.checkpoint_name}**")
     info = describe_checkpoint(ckpt)
     st.dataframe(
-        pd.DataFrame({"field": list(info), "value": [str(v) for v in info.values()]}),
+        pd.DataFrame(models.checkpoint_rows(info), columns=["field", "value"]),
         hide_index=True,
         key="ckpt_info",
         height=35 * (len(info) + 1) + 3,  # every field, no inner scrolling

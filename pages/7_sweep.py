@@ -1,6 +1,7 @@
 """Sweep: a hyperparameter search on Ray Tune around the sidebar's settings, live; its best model one click away."""
 
 import copy
+import math
 import os
 import time
 from pathlib import Path
@@ -8,9 +9,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import actions, datasets, layout, models, state, sweep_charts, sweep_runs
+from dashboard import actions, advice, charts, datasets, layout, models, state, sweep_charts, sweep_runs
 from dashboard.sweep_runs import SweepBusy, SweepLauncher, past_sweeps
 from mlp_core import data, sweep
+from mlp_core.baselines import baselines_for
 from mlp_core.checkpoint import CheckpointError, load_checkpoint
 from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, to_dict
 from mlp_core.data import DatasetError, Vocab
@@ -217,11 +219,35 @@ def sweep_view(sweep_dir: Path, live: bool) -> None:
     g1, g2 = st.columns(2)
     g1.plotly_chart(sweep_charts.best_so_far_figure(trials, started), key="sweep_best_chart")
     g2.plotly_chart(sweep_charts.parallel_figure(trials, fields), key="sweep_parallel_chart")
-    st.plotly_chart(sweep_charts.curves_figure(trials, best and best["id"]), key="sweep_curves_chart")
+    refs = [*(reference_lines() if trials else ()), *((("your run (sidebar)", REFERENCE[0]),) if REFERENCE[0] else ())]
+    st.plotly_chart(sweep_charts.curves_figure(trials, best and best["id"], refs), key="sweep_curves_chart")
     if live and summary.get("state") != "running" and launcher().running(state.viewer_id()) != sweep_dir:
         st.rerun()  # the sweep ended: one full rerun turns on the buttons below and stops refreshing
 
 
+def reference_dev() -> tuple[float | None, str]:
+    """The dev loss of this session's latest run of exactly the sidebar's settings, and which run that was."""
+    for s in reversed(run.history()):
+        if s.config.replace(device="auto") == settings.config.replace(device="auto"):
+            dev = s.dev_loss if math.isfinite(s.dev_loss) else s.best_dev
+            if math.isfinite(dev):
+                return dev, f"run {s.label}, {s.steps:,} steps"
+    return None, ""
+
+
+def uniform_loss() -> float:
+    job = run.job
+    return baselines_for(job.dataset).uniform_loss if job is not None else math.log(27)
+
+
+def reference_lines() -> list[tuple[str, float]]:
+    """Uniform guessing, the bigram model and the lecture's MLP, for the data of this session's run."""
+    if run.job is None:
+        return [("uniform guessing (27 characters)", math.log(27))]
+    return charts.reference_losses(baselines_for(run.job.dataset))
+
+
+REFERENCE = reference_dev()
 live = busy is not None and busy == sweep_dir
 st.fragment(sweep_view, run_every=1.0 if live else None)(sweep_dir, live)
 
@@ -238,8 +264,31 @@ best = summary.get("best")
 if best is not None and not live:
     full = to_dict(sweep.SweepSettings(**summary["settings"]).base_config().replace(**best["config"]))
     st.markdown(f"**Best trial** {best['id']}: dev {best['dev_loss']:.4f} after {best['steps']:,} steps.")
-    b1, b2, _ = st.columns([1, 1, 3])
-    b1.button("Use these settings", key="btn_sweep_use", on_click=use_settings, args=(full,))
+    ref_dev, ref_label = REFERENCE
+    st.markdown(
+        f"**Reference**, the sidebar's own settings ({ref_label}): dev {ref_dev:.4f}."
+        if ref_dev is not None
+        else "**Reference**: the sidebar's settings have not been trained in this session yet."
+    )
+    trial_devs = [t["dev_loss"] for t in summary.get("trials", {}).values() if isinstance(t.get("dev_loss"), float)]
+    notes = advice.sweep_verdict(
+        best["dev_loss"],
+        int(summary.get("settings", {}).get("steps") or best["steps"]),
+        settings.config.steps,
+        ref_dev,
+        uniform_loss(),
+        trial_devs,
+    )
+    for level, text in notes:
+        getattr(st, level)(text)
+    beaten = any(level == "error" for level, _ in notes)
+    b1, b2, _ = st.columns([3, 2, 4])
+    b1.button(
+        "Use these settings anyway" if beaten else "Use these settings",
+        key="btn_sweep_use",
+        on_click=use_settings,
+        args=(full,),
+    )
     if (sweep_dir / sweep.BEST_FILE).is_file():  # written when the sweep ends: none for an interrupted one
         b2.button("Load best model", key="btn_sweep_load", on_click=load_best, args=(sweep_dir,))
     else:
