@@ -231,8 +231,7 @@ class RunStore:
                     raise StoreError(
                         f"the run store {path} is not an SQLite database (damaged?); move it aside to start a new one"
                     )
-        with contextlib.closing(sqlite3.connect(path, timeout=30)) as db:
-            db.execute("PRAGMA journal_mode=WAL")
+        _wal_on_connect()
 
     # ------------------------------------------------------------------ writing
     def create_run(self, name: str, params: dict[str, Any], tags: dict[str, str]) -> str:
@@ -446,6 +445,25 @@ def _record(run: Any) -> RunRecord:
         end_time=None if info.end_time is None else info.end_time / 1000,
         artifact_uri=info.artifact_uri or "",
     )
+
+
+def _wal_on_connect() -> None:
+    """Every SQLite connection SQLAlchemy opens in this process goes to WAL mode (readers never wait for a writer).
+
+    Through SQLAlchemy's own connect event, not a connection of our own: a second, short-lived connection to the
+    file, opened and closed beside MLflow's pool, was seen to leave other processes' writes invisible here.
+    """
+    import sqlalchemy
+
+    if getattr(_wal_on_connect, "done", False):
+        return
+
+    def on_connect(dbapi_connection: Any, record: Any) -> None:
+        if isinstance(dbapi_connection, sqlite3.Connection):
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+
+    sqlalchemy.event.listen(sqlalchemy.engine.Engine, "connect", on_connect)
+    _wal_on_connect.done = True  # type: ignore[attr-defined]
 
 
 def _check_server(uri: str, timeout: float = 5.0) -> None:

@@ -1,5 +1,7 @@
 """Runs: every run this browser started, across restarts (the run store): open, continue, download, rename, delete."""
 
+import time
+
 import streamlit as st
 
 from dashboard import layout
@@ -7,10 +9,7 @@ from dashboard import layout
 layout.setup_page("Runs")
 
 from dashboard import run_table, state  # noqa: E402
-from mlp_core.checkpoint import checkpoint_bytes  # noqa: E402
-from mlp_core.data import Vocab  # noqa: E402
 from mlp_core.store import StoreError  # noqa: E402
-from mlp_core.trainer import model_from_state  # noqa: E402
 
 ACTION_ERRORS = (StoreError, PermissionError, ValueError, RuntimeError, OSError)
 
@@ -44,14 +43,28 @@ selection = st.dataframe(
     },
 )
 st.caption(
-    f"{len(records):,} run{'s' if len(records) != 1 else ''}. Click a column's header to sort; select a row for "
-    "what you can do with that run. "
+    f"{len(records):,} run{'s' if len(records) != 1 else ''}. Click a column's header to sort; select a row (or "
+    "pick the run below) for what you can do with it. "
     "Interrupted: its process ended without it (a restart, a crash); Continue goes on from its last checkpoint."
 )
+# The run to act on: a row clicked in the table, or picked here (the box follows the table's selection).
+by_id = {r.run_id: r for r in records}
 rows = selection.selection.rows if selection is not None else []
-if not rows:
-    st.stop()
-record = records[rows[0]]
+clicked = records[rows[0]].run_id if rows and rows[0] < len(records) else None
+if clicked is not None and st.session_state.get("runs_clicked") != clicked:
+    st.session_state["runs_pick"] = st.session_state["runs_clicked"] = clicked
+if st.session_state.get("runs_pick") not in by_id:
+    st.session_state["runs_pick"] = records[0].run_id
+picked = st.selectbox(
+    "Run",
+    list(by_id),
+    key="runs_pick",
+    format_func=lambda i: (
+        f"{by_id[i].name} · {by_id[i].status} · step {by_id[i].step:,} · "
+        f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(by_id[i].start_time))}"
+    ),
+)
+record = by_id[picked]
 outcome = st.session_state.pop("runs_outcome", None)
 if outcome is not None:
     (st.success if outcome[0] == "ok" else st.error)(outcome[1])
@@ -94,16 +107,8 @@ def _act(what: str, store_run_id: str) -> None:
 
 
 def _checkpoint(store_run_id: str, which: str) -> bytes:
-    """The selected run's weights (current or best-dev) as a plain safetensors checkpoint, made on click."""
-    rec = state.my_run(store_run_id)
-    resume = state.store().load_resume(rec.run_id)
-    prefix = "best." if which == "best" and any(k.startswith("best.") for k in resume.tensors) else "model."
-    weights = {k[len(prefix) :]: v for k, v in resume.tensors.items() if k.startswith(prefix)}
-    step = resume.meta["best_step"] if prefix == "best." else resume.step
-    vocab = Vocab(resume.vocab)
-    model = model_from_state(vocab.size, resume.config, weights)
-    meta = {"step": step, "run_id": rec.run_id, "dataset_name": rec.dataset, "best_dev_loss": rec.best_dev}
-    return checkpoint_bytes(model, resume.config.replace(device="cpu"), vocab, meta)
+    """The selected run's weights (current or best-dev) as a plain safetensors checkpoint."""
+    return run_table.checkpoint_of(state.my_run(store_run_id), state.store(), which)
 
 
 st.subheader(record.name)
@@ -130,9 +135,17 @@ c[1].button(
     width="stretch",
 )
 safe = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in record.name)[:60] or "run"
+# Bytes made now, for the selected run only: a callable `data` builds the file on click, but Streamlit keeps
+# such a file in no session, and a later rerun can delete it before a slow browser fetches it.
+try:
+    current, best = _checkpoint(record.run_id, "current"), _checkpoint(record.run_id, "best")
+except ACTION_ERRORS as exc:  # a damaged checkpoint is a ValueError (CheckpointError)
+    current = best = b""
+    st.warning(f"This run's weights cannot be downloaded: {exc}")
 c[2].download_button(
     "Download weights",
-    data=lambda: _checkpoint(record.run_id, "current"),
+    data=current,
+    disabled=not current,
     file_name=f"{safe}_step{record.step}.safetensors",
     mime="application/octet-stream",
     key="runs_download",
@@ -142,7 +155,8 @@ c[2].download_button(
 )
 c[3].download_button(
     "Download best-dev weights",
-    data=lambda: _checkpoint(record.run_id, "best"),
+    data=best,
+    disabled=not best,
     file_name=f"{safe}_best.safetensors",
     mime="application/octet-stream",
     key="runs_download_best",

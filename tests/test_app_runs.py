@@ -1,0 +1,132 @@
+"""The Runs page and runs that outlive their server, in AppTest: a browser's runs across a restart (a new
+registry on the same store), only its own, rename, delete (asks first), download, resume an interrupted run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import uuid
+
+import pytest
+from streamlit.testing.v1 import AppTest
+from test_app import clean_caches, fresh_registry, run_of, start_long_tiny, train_tiny, wait_for  # noqa: F401
+
+from dashboard import run_table, state
+from mlp_core.checkpoint import load_checkpoint
+from mlp_core.store import RunStore, StoreError
+
+RUNS = "pages/8_runs.py"
+
+
+def browser(name: str, **query) -> AppTest:
+    """A fresh session of a browser whose owner secret is `name` (its cookie, in a real browser)."""
+    at = AppTest.from_file("../app.py", default_timeout=60)
+    at.session_state[state.VIEWER] = f"{name}-{uuid.uuid4().hex}" if "-" not in name else name
+    at.query_params = dict(query)
+    return at.run()
+
+
+def same_browser(at: AppTest, **query) -> AppTest:
+    again = AppTest.from_file("../app.py", default_timeout=60)
+    again.session_state[state.VIEWER] = at.session_state[state.VIEWER]
+    again.query_params = dict(query)
+    return again.run()
+
+
+def runs_page(at: AppTest) -> AppTest:
+    return at.switch_page(RUNS).run()
+
+
+def listed(at: AppTest) -> list[str]:
+    """The run ids the Runs page offers this browser (its run picker shows names: the ids are in session_state)."""
+    boxes = [b for b in at.selectbox if b.key == "runs_pick"]
+    if not boxes:
+        return []
+    ids = []
+    for i in range(len(boxes[0].options)):
+        at.selectbox(key="runs_pick").select_index(i).run()
+        ids.append(at.session_state["runs_pick"])
+    return ids
+
+
+def finished_run(at: AppTest) -> str:
+    train_tiny(at)
+    job = run_of(at).job
+    wait_for(lambda: job.snapshot().final and job.snapshot().run_id is not None)
+    return job.snapshot().run_id
+
+
+def test_a_browsers_runs_are_listed_for_it_alone_and_survive_a_restart():
+    alice = browser("alice")
+    run_id = finished_run(alice)
+    session = alice.session_state[state.RUN_ID]
+    assert listed(runs_page(alice)) == [run_id]
+    assert not alice.exception
+    assert "No runs yet" in " ".join(i.value for i in runs_page(browser("bob")).info)  # a stranger sees none
+
+    # A restart: a new server has an empty registry; the store still has the run.
+    state.registry().release_all()
+    state.registry.clear()
+    back = same_browser(alice, run=session)
+    job = run_of(back).job
+    assert job is not None and job.snapshot().run_id == run_id and job.snapshot().status == "finished"
+    assert job.snapshot().step == 300 and len(job.snapshot().train_history) > 0  # its curves, from the store
+    assert not back.exception and back.get("plotly_chart")  # the Train page draws them
+    assert state.drives(run_of(back)) or run_of(back).controller == back.session_state[state.VIEWER]
+    assert listed(runs_page(back)) == [run_id]
+
+    # Someone else with the link watches it (never drives it) and does not get it listed.
+    watcher = browser("carol", run=session)
+    assert run_of(watcher).controller != watcher.session_state[state.VIEWER]
+    assert listed(runs_page(watcher)) == []
+
+
+def test_rename_and_delete_ask_first_and_change_the_store():
+    alice = browser("dave")
+    run_id = finished_run(alice)
+    page = runs_page(alice)
+    assert listed(page) == [run_id], [e.value for e in (*page.info, *page.warning, *page.error)]
+    page.text_input(key=f"runs_new_name_{run_id}").set_value("  my   first run ").run()
+    page.button(key="runs_rename").click().run()
+    assert RunStore().record(run_id).name == "my first run"
+    assert any("Renamed" in s.value for s in page.success)
+    assert page.button(key="runs_delete").disabled  # asks first
+    page.checkbox(key="runs_delete_sure").check().run()
+    page.button(key="runs_delete").click().run()
+    with pytest.raises(StoreError):
+        RunStore().record(run_id)
+    assert listed(page.run()) == []
+
+
+def test_the_runs_page_downloads_the_runs_weights():
+    alice = browser("erin")
+    run_id = finished_run(alice)
+    page = runs_page(alice)
+    buttons = {b.key: b for b in page.get("download_button")}
+    assert {"runs_download", "runs_download_best"} <= set(buttons)
+    assert not page.exception and not page.warning
+    # The bytes the button serves are a checkpoint of the run's weights (read back through the loader).
+    record = RunStore().record(run_id)
+    ckpt = load_checkpoint(run_table.checkpoint_of(record, RunStore()))
+    assert ckpt.meta["run_id"] == run_id and ckpt.meta["step"] == 300
+    best = load_checkpoint(run_table.checkpoint_of(record, RunStore(), "best"))
+    assert best.meta["step"] == run_of(alice).job.snapshot().best_step
+
+
+def test_an_interrupted_run_resumes_from_the_runs_page(monkeypatch):
+    monkeypatch.setenv("MLP_CHECKPOINT_EVERY_S", "0.2")
+    alice = browser("fred")
+    job = start_long_tiny(alice)
+    wait_for(lambda: (job.snapshot().checkpoint_step or 0) > 0)
+    os.kill(job.pid, signal.SIGKILL)  # the worker dies (an OOM kill)
+    assert job.wait(30) and job.snapshot().status == "interrupted"
+    run_id = job.snapshot().run_id
+    wait_for(lambda: RunStore().record(run_id).status == "interrupted")
+    page = runs_page(alice)
+    assert listed(page) == [run_id]
+    assert page.button(key="runs_continue").label == "Resume"
+    page.button(key="runs_continue").click().run()
+    resumed = run_of(page).job
+    assert resumed is not job and resumed.snapshot().run_id == run_id
+    wait_for(lambda: resumed.snapshot().status == "running" and resumed.snapshot().step > 0)
+    resumed.stop()
