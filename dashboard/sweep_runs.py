@@ -32,11 +32,12 @@ from mlp_core import data
 from mlp_core.cli import STOP_WITH_PARENT
 from mlp_core.config import TrainConfig, to_dict
 from mlp_core.registry import RunRegistry
+from mlp_core.store import sweeps_dir
 from mlp_core.sweep_space import SweepError
 from mlp_core.sweep_store import SUMMARY_FILE, WORDS_FILE, driver_alive, read_summary
 
 ROOT = Path(__file__).resolve().parents[1]
-SWEEPS_ROOT = Path(os.environ.get("MLP_SWEEP_DIR", ROOT / "sweeps"))
+SWEEPS_ROOT = sweeps_dir()  # $MLP_HOME/sweeps, or MLP_SWEEP_DIR
 LOG_FILE = "driver.log"
 OWNER_FILE = "owner.json"
 __all__ = ["WORDS_FILE", "SweepBusy", "SweepLauncher", "past_sweeps"]

@@ -30,7 +30,7 @@ from .config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, preset, 
 from .lr_sweep import lr_range_test
 from .recorder import RunRecorder, Tracking, final_metrics
 from .sampling import sample_names
-from .store import LIVE_STATUSES, TAG, RunStore, StoreError, run_params
+from .store import LIVE_STATUSES, TAG, RunStore, StoreError, run_params, sweeps_dir
 from .trainer import Trainer
 
 # Errors a user can cause and fix (OSError: an unwritable path, a full disk); anything else is a bug and keeps
@@ -484,7 +484,7 @@ def cmd_sweep(args: argparse.Namespace) -> dict[str, Any]:
             cpus_per_trial=args.cpus_per_trial,
             seed=args.seed,
         )
-        out = args.out or Path("sweeps") / time.strftime("sweep-%Y%m%d-%H%M%S")
+        out = args.out or sweeps_dir() / time.strftime("sweep-%Y%m%d-%H%M%S")
         prepared = sweep.prepare(settings)
     if os.environ.get(STOP_WITH_PARENT, "").isdigit():
         _stop_with_parent(int(os.environ[STOP_WITH_PARENT]))
@@ -600,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     sw.add_argument("--concurrency", type=int, default=None, help="trials at once (default: as CPUs allow)")
     sw.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs (and torch threads) per trial")
     sw.add_argument("--address", default=None, help="a Ray cluster HOST:PORT to join (default: RAY_ADDRESS)")
-    sw.add_argument("--out", type=Path, default=None, help="sweep directory (default: sweeps/sweep-<time>)")
+    sw.add_argument("--out", type=Path, default=None, help="sweep directory (default: $MLP_HOME/sweeps/sweep-<time>)")
     sw.add_argument("--resume", type=Path, default=None, help="continue the sweep in this directory")
     sw.add_argument("--seed", type=int, default=0, help="seed of the search")
     common(sw)

@@ -146,12 +146,12 @@ class RunRecorder:
                 self._wake.wait(FLUSH_S)
                 self._wake.clear()
                 continue
-                if self.run_id is not None and not self.error:
-                    try:
-                        self.store.end(self.run_id, self._status)
-                    except Exception as exc:
-                        self.error = _why(exc)
-                return
+            if self.run_id is not None and not self.error:
+                try:
+                    self.store.end(self.run_id, self._status)
+                except Exception as exc:
+                    self.error = _why(exc)
+            return
 
     def _flush(self) -> None:
         with self._flush_lock:

@@ -24,6 +24,7 @@ import hashlib
 import math
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import time
@@ -57,6 +58,12 @@ def home() -> Path:
     """The state directory: the run store, its artifacts, resume checkpoints' cache, sweeps."""
     raw = os.environ.get(HOME_ENV, "").strip()
     return Path(raw).expanduser().resolve() if raw else DEFAULT_HOME
+
+
+def sweeps_dir() -> Path:
+    """Where sweeps live: MLP_SWEEP_DIR when set, else $MLP_HOME/sweeps."""
+    raw = os.environ.get("MLP_SWEEP_DIR", "").strip()
+    return Path(raw).expanduser() if raw else home() / "sweeps"
 
 
 def tracking_uri() -> str:
@@ -200,6 +207,11 @@ class RunStore:
             if self.local:
                 self._prepare_sqlite()
             elif self.uri.startswith(("http://", "https://")):
+                # MLflow's client retries a lost server for minutes and draws progress bars on stderr: a run's
+                # writer thread should give up sooner (it tries again at the next flush); a user's setting wins.
+                os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")
+                os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "30")
+                os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
                 _check_server(self.uri)
             with _lock(self._lock_path()):  # the client's first use creates (migrates) the database
                 client = MlflowClient(tracking_uri=self.uri)
@@ -284,8 +296,7 @@ class RunStore:
             for rel in (RESUME_ARTIFACT, WORDS_ARTIFACT):
                 with contextlib.suppress(OSError):
                     (local / rel).unlink()
-        with contextlib.suppress(OSError):
-            self.cache_path(run_id).unlink()
+        shutil.rmtree(self.cache_dir(run_id), ignore_errors=True)
 
     # ------------------------------------------------------------------ reading
     def record(self, run_id: str) -> RunRecord:
@@ -336,10 +347,13 @@ class RunStore:
             return Path(urllib.parse.unquote(parsed.path))
         return None
 
+    def cache_dir(self, run_id: str) -> Path:
+        """A run's files on this machine when the store's artifacts are remote (laid out as its artifacts are)."""
+        return home() / "cache" / hashlib.sha256(check_run_id(run_id).encode()).hexdigest()[:32]
+
     def cache_path(self, run_id: str) -> Path:
         """Where a resume checkpoint is written on this machine when the store's artifacts are remote."""
-        digest = hashlib.sha256(check_run_id(run_id).encode()).hexdigest()[:32]
-        return home() / "cache" / f"{digest}.safetensors"
+        return self.cache_dir(run_id) / RESUME_ARTIFACT
 
     def resume_path(self, run_id: str, artifact_uri: str | None = None) -> Path:
         local = self.local_artifacts(run_id, artifact_uri)
@@ -357,8 +371,9 @@ class RunStore:
         record = self.record(run_id)
         path = self.resume_path(run_id, record.artifact_uri)
         if not path.exists() and self.local_artifacts(run_id, record.artifact_uri) is None:
-            self._guard(lambda: self.client.download_artifacts(run_id, RESUME_ARTIFACT, str(path.parent)))
-            path = path.parent / Path(RESUME_ARTIFACT).name
+            target = self.cache_dir(run_id) / "downloaded"
+            target.mkdir(parents=True, exist_ok=True)
+            path = Path(self._guard(lambda: self.client.download_artifacts(run_id, RESUME_ARTIFACT, str(target))))
         if not path.exists():
             raise resume.ResumeError(f"run {run_id} has no resume checkpoint (it never got past its first seconds)")
         return resume.load(path)
@@ -371,7 +386,7 @@ class RunStore:
         if local is not None:
             write_words(words, local / WORDS_ARTIFACT)
             return
-        tmp = home() / "cache" / f"{hashlib.sha256(run_id.encode()).hexdigest()[:32]}.words.txt"
+        tmp = self.cache_dir(run_id) / WORDS_ARTIFACT
         write_words(words, tmp)
         self.client.log_artifact(run_id, str(tmp), artifact_path=str(Path(WORDS_ARTIFACT).parent))
 
@@ -381,7 +396,7 @@ class RunStore:
         local = self.local_artifacts(run_id)
         if local is not None:
             return load_words(local / WORDS_ARTIFACT)
-        target = home() / "cache"
+        target = self.cache_dir(run_id)
         target.mkdir(parents=True, exist_ok=True)
         path = self._guard(lambda: self.client.download_artifacts(run_id, WORDS_ARTIFACT, str(target)))
         return load_words(path)
@@ -524,5 +539,6 @@ __all__ = [
     "home",
     "owner_tag",
     "run_params",
+    "sweeps_dir",
     "tracking_uri",
 ]

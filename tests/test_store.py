@@ -15,6 +15,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -46,7 +47,9 @@ def words_file(tmp_path, tiny_words) -> Path:
 
 
 def train_json(capsys, *args: str) -> dict:
-    code, out, err = run_main(["train", "--quiet", "--json", *args], capsys)
+    # Scaled init starts near ln V: a short run on 300 names ends better than guessing ("finished", not "diverged").
+    init = [] if "--resume" in args or "--preset" in args else ["--init", "scaled"]
+    code, out, err = run_main(["train", "--quiet", "--json", *init, *args], capsys)
     assert code == 0, err
     return json.loads(out.strip().splitlines()[-1])
 
@@ -196,7 +199,7 @@ def test_a_killed_dashboard_worker_resumes_exactly(home, tiny_dataset, tiny_word
     assert 0 < at < config.steps
     assert job.wait(240) and reference.wait(240)
     done, ref = job.snapshot(), reference.snapshot()
-    assert done.status == "finished" and done.step == config.steps
+    assert done.status == ref.status and done.step == config.steps
     assert [(e.step, e.dev_loss) for e in done.evals] == [(e.step, e.dev_loss) for e in ref.evals]
     assert done.final_losses["dev_loss"] == pytest.approx(ref.final_losses["dev_loss"], abs=1e-6)
 
@@ -263,7 +266,7 @@ def test_a_read_only_home_never_stops_a_dashboard_job(home, tiny_dataset, tiny_w
     try:
         if os.access(home / "mlflow.db", os.W_OK):
             pytest.skip("running as a user that ignores file permissions")
-        config = TrainConfig(hidden=8, steps=400, eval_every=100, device="cpu")
+        config = TrainConfig(hidden=8, init="scaled", steps=400, eval_every=100, device="cpu")
         tracking = Tracking(RunStore().uri, None, "t", run_params(config, "t", "upload:t", tiny_words), {}, None)
         job = TrainingJob(config, tiny_dataset, tracking=tracking)
         job.start()
@@ -280,7 +283,7 @@ def test_a_read_only_home_as_root_still_trains(home, tiny_dataset, tiny_words, m
     """Root ignores permissions: a home that is a file (cannot hold a database) is the same fault for everyone."""
     home.parent.mkdir(parents=True, exist_ok=True)
     home.write_text("not a folder")
-    config = TrainConfig(hidden=8, steps=300, eval_every=100, device="cpu")
+    config = TrainConfig(hidden=8, init="scaled", steps=300, eval_every=100, device="cpu")
     tracking = Tracking(RunStore().uri, None, "t", run_params(config, "t", "upload:t", tiny_words), {}, None)
     job = TrainingJob(config, tiny_dataset, tracking=tracking)
     job.start()
@@ -379,3 +382,100 @@ def test_the_recorder_never_blocks_training_on_a_locked_store(home, tiny_dataset
     record = RunStore().record(snap.run_id)
     assert record.step == config.steps and math.isfinite(record.metrics["final_dev_loss"])
     assert [s for s, _ in RunStore().metric_history(snap.run_id, "dev_loss")] == list(range(500, 20_001, 500))
+
+
+# ---------------------------------------------------------------------------- MLflow's own server
+@pytest.fixture
+def mlflow_server(tmp_path):
+    """`mlflow server` on loopback over a fresh SQLite store (its own process group, ended after the test)."""
+    from e2e.server import free_port
+
+    port = free_port()
+    db = tmp_path / "server" / "mlflow.db"
+    db.parent.mkdir()
+    cmd = [
+        str(Path(sys.executable).with_name("mlflow")), "server",
+        "--backend-store-uri", f"sqlite:///{db}", "--artifacts-destination", str(tmp_path / "server" / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+    log = open(tmp_path / "mlflow-server.log", "wb")  # noqa: SIM115 (closed below)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            assert proc.poll() is None, (tmp_path / "mlflow-server.log").read_text()[-2000:]
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2) as r:
+                    if r.read().strip() == b"OK":
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, "mlflow server did not start"
+            time.sleep(0.3)
+        yield url, db
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log.close()
+
+
+def test_runs_go_to_a_tracking_server_and_resume_through_its_artifacts(
+    home, words_file, capsys, monkeypatch, mlflow_server
+):
+    """MLFLOW_TRACKING_URI wins over MLP_HOME: MLflow's own server (what `mlflow ui` is) shows our run, with our
+    params, and `train --resume` finds the resume checkpoint through the server's artifact store."""
+    url, _ = mlflow_server
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", url)
+    summary = train_json(capsys, "--data", str(words_file), "--hidden", "8", "--steps", "200", "--eval-every", "100")
+    assert not (home / "mlflow.db").exists()  # nothing went to the local store
+    request = urllib.request.Request(
+        url + "/api/2.0/mlflow/runs/search",
+        data=json.dumps({"experiment_ids": [RunStore().experiment_id]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as r:
+        runs = json.loads(r.read())["runs"]
+    (run,) = [r for r in runs if r["info"]["run_id"] == summary["run_id"]]
+    params = {p["key"]: p["value"] for p in run["data"]["params"]}
+    assert params["hidden"] == "8" and params["dataset_sha256"] == data.words_sha256(data.load_words(words_file))
+    assert {m["key"] for m in run["data"]["metrics"]} >= {"train_loss", "dev_loss", "final_dev_loss"}
+    # The local copy is a cache: without it the checkpoint comes back from the server's artifacts.
+    RunStore().cache_path(summary["run_id"]).unlink()
+    resumed = train_json(capsys, "--resume", summary["run_id"])
+    assert resumed["resumed_from_step"] == 200 and resumed["dev_loss"] == pytest.approx(summary["dev_loss"])
+
+
+def test_mlflow_server_on_the_default_store_shows_our_runs(home, words_file, capsys):
+    """The README's `mlflow ui --backend-store-uri sqlite:///mlp_home/mlflow.db`: MLflow's own server reads it."""
+    from e2e.server import free_port
+
+    summary = train_json(capsys, "--data", str(words_file), "--hidden", "8", "--steps", "50", "--eval-every", "25")
+    port = free_port()
+    cmd = [str(Path(sys.executable).with_name("mlflow")), "server", "--backend-store-uri",
+           f"sqlite:///{home / 'mlflow.db'}", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=home, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        body = None
+        while body is None:
+            assert proc.poll() is None and time.monotonic() < deadline, "mlflow server did not start"
+            try:
+                request = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/api/2.0/mlflow/runs/search",
+                    data=json.dumps({"experiment_ids": [RunStore().experiment_id]}).encode(),
+                    headers={"Content-Type": "application/json"},
+                )
+                with urllib.request.urlopen(request, timeout=5) as r:
+                    body = json.loads(r.read())
+            except OSError:
+                time.sleep(0.3)
+        assert [r["info"]["run_id"] for r in body["runs"]] == [summary["run_id"]]
+        assert body["runs"][0]["info"]["status"] == "FINISHED"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
