@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import uuid
+from pathlib import Path
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -130,3 +131,35 @@ def test_an_interrupted_run_resumes_from_the_runs_page(monkeypatch):
     assert resumed is not job and resumed.snapshot().run_id == run_id
     wait_for(lambda: resumed.snapshot().status == "running" and resumed.snapshot().step > 0)
     resumed.stop()
+
+
+def test_the_first_paint_imports_no_mlflow_and_a_live_refresh_queries_no_store(monkeypatch):
+    """The dashboard imports MLflow only when it needs the store (the Runs page, a link to restore), never for a
+    page's first paint; and the live views of a training run read memory only, never the database."""
+    import subprocess
+    import sys
+
+    app_py = str(Path(__file__).resolve().parents[1] / "app.py")
+    script = (
+        "import sys\n"
+        "from streamlit.testing.v1 import AppTest\n"
+        f"at = AppTest.from_file({app_py!r}, default_timeout=60).run()\n"
+        "assert not at.exception, at.exception\n"
+        "print('mlflow' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip().splitlines()[-1] == "False", out.stderr[-2000:]
+
+    alice = browser("gina")
+    job = start_long_tiny(alice)
+    wait_for(lambda: job.snapshot().step > 0)
+    touched = []
+    for name in ("client", "experiment_id"):
+        monkeypatch.setattr(RunStore, name, property(lambda self, name=name: touched.append(name)))
+    # Every page whose live view refreshes while a run trains (Train vs dev reads the store once per page view,
+    # for its table of all runs, outside its live view: not here).
+    for page in ("app.py", "pages/2_embeddings.py", "pages/4_sample.py", "pages/6_diagnostics.py"):
+        alice.switch_page(page).run()
+        assert not alice.exception, alice.exception
+    job.stop()
+    assert touched == []
