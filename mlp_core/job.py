@@ -239,6 +239,7 @@ class TrainingJob:
         self._weights: dict[str, torch.Tensor] = state
         self._weights_step = start_step
         self._best: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._best_dev = math.inf  # the dev loss of the weights in self._best
         self._params = count_params(self.dataset.vocab.size, self.config)
         self._history = DecimatedSeries(HISTORY_CAPACITY)
         self._evals: list[EvalPoint] = []
@@ -510,6 +511,7 @@ class TrainingJob:
             self._weights = {k: torch.from_numpy(v) for k, v in u.weights[1].items()}
         if u.best_weights is not None:
             self._best = (u.best_weights[0], {k: torch.from_numpy(v) for k, v in u.best_weights[1].items()})
+            self._best_dev = u.best_dev  # the same update's numbers: the trainer's best when these weights left it
         if u.traceback:
             self.error_traceback = u.traceback
         self._publish()
@@ -533,8 +535,10 @@ class TrainingJob:
                 config=self.config,
                 train_history=self._history.view(),
                 evals=tuple(self._evals),
-                best_dev=n["best_dev"],
-                best_step=n["best_step"],
+                # The best the job holds, not the worker's latest numbers: those can name a newer best whose
+                # weights never arrived (a stop with no grace), and the label, file name and weights must agree.
+                best_dev=self._best_dev if self._best is not None else math.inf,
+                best_step=self._best[0] if self._best is not None else None,
                 embeddings=tuple(EmbeddingSnapshot(s, self._embeddings[s]) for s in self._embedding_steps),
                 version=self._version,
                 seconds_per_step=sps,
