@@ -64,7 +64,7 @@ NEXT_USE_TEMPERATURE = "next_use_temperature"  # "What comes next?" at the sampl
 DIAG_SOURCE = "diag_source"  # models.CURRENT or models.CHECKPOINT
 DIAG_AT = "diag_at"  # activations of the latest probe or of the init
 DIAG_OVERFIT_STEPS = "diag_overfit_steps"
-DIAG_OVERFIT = "diag_overfit"  # (caption, OverfitResult) of the last "Overfit one batch"
+DIAG_OVERFIT = "diag_overfit"  # (caption, its BackgroundTask) of the last "Overfit one batch"
 # Checkpoints
 CKPT_UPLOAD = "ckpt_upload"
 CKPT_UPLOAD_RESULT = "ckpt_upload_result"  # (file_id, error message or "")
