@@ -69,6 +69,7 @@ DIAG_OVERFIT = "diag_overfit"  # (caption, its BackgroundTask) of the last "Over
 CKPT_UPLOAD = "ckpt_upload"
 CKPT_UPLOAD_RESULT = "ckpt_upload_result"  # (file_id, error message or "")
 CKPT_UNTIL = "ckpt_until"
+CKPT_FILES = "ckpt_files"  # (whose weights, {"current"/"best": (step, bytes, file name)}) to download
 CKPT_TRAIN_OUTCOME = "ckpt_train_outcome"  # ("ok" | "error", message) of "Keep training"
 BEST_TRAIN_OUTCOME = "best_train_outcome"  # ("ok" | "error", message) of "Continue training from them"
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 
@@ -115,18 +114,20 @@ def test_sample_download_and_bad_uploads(context, server_url, tmp_path):
 
     go_to(page, "Checkpoints")
     steps = []
-    for i in range(3):  # again and again: each click builds the file from the weights of that moment
+    for i in range(3):  # the file holds the weights of the step in its name; newer ones when the user asks
         with page.expect_download() as download_info:
             button(page, "btn_download_ckpt").click()
         path = tmp_path / f"downloaded{i}.safetensors"
         download_info.value.save_as(path)
-        assert download_info.value.suggested_filename == "makemore_mlp_1.safetensors"  # no stale step in the name
         ckpt = load_checkpoint(path)
         assert ckpt.config.hidden == 64 and ckpt.config.steps == 300000
         assert ckpt.vocab.size == 27 and ckpt.vocab.itos[1] == "a"
-        steps.append(ckpt.meta["step"])
-        time.sleep(1)  # let the sidebar refresh in between, as it does for a user
-    assert 0 < steps[0] <= steps[1] <= steps[2] and steps[2] > steps[0], steps
+        step = ckpt.meta["step"]
+        assert download_info.value.suggested_filename == f"makemore_mlp_1_step{step}.safetensors"
+        steps.append(step)
+        button(page, "btn_ckpt_refresh").click()
+        wait_until(lambda step=step: page.get_by_text(f"holds the weights of step {step:,}.").count() == 0, 30)
+    assert 0 < steps[0] < steps[1] < steps[2], steps
 
     bad = tmp_path / "random.safetensors"
     bad.write_bytes(bytes(range(256)) * 40)
@@ -173,3 +174,65 @@ def test_reload_reattaches_and_sessions_are_isolated(browser, server_url):
     finally:
         a.context.close()
         b.context.close()
+
+
+class HeldMessages:
+    """Hold back what the server sends one page (its websocket), then deliver it all in order: a busy machine or a
+    slow network, where the server has moved on (other sessions' runs) before the browser hears its answer."""
+
+    def __init__(self, page) -> None:
+        self.holding, self.queue, self.ws = False, [], None
+        page.route_web_socket("**/_stcore/stream", self._route)
+
+    def _route(self, ws) -> None:
+        server = ws.connect_to_server()
+        self.ws = ws
+        server.on_message(lambda message: self.queue.append(message) if self.holding else ws.send(message))
+        ws.on_message(server.send)
+
+    def __enter__(self) -> None:
+        self.holding = True
+
+    def __exit__(self, *exc) -> None:
+        self.holding = False
+        for message in self.queue:
+            self.ws.send(message)
+        self.queue.clear()
+
+
+def test_checkpoint_downloads_while_training_always_yield_the_file(browser, context, server_url, tmp_path):
+    """Click after click on Checkpoints while the run trains, while another user's pages run: every click is a file.
+
+    Each click's answer is held back until the other session has run its page twice: a file the server made for
+    the click but no session holds is gone by then (Streamlit collects it after two runs), and Chromium cancels a
+    download the server answers with 404.
+    """
+    page = context.new_page()
+    held = HeldMessages(page)
+    start_run(page, server_url)
+    go_to(page, "Checkpoints")
+    other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
+    try:
+        other.goto(server_url + "/?hidden=32")
+        steps_box = other.locator(".st-key-hp_steps input")
+        steps_box.wait_for()
+        for i in range(4):
+            with page.expect_download(timeout=60_000) as download_info, held:
+                button(page, "btn_download_ckpt").click()
+                for preset, steps in (("fast", "700"), ("lecture", "200000")):  # two full runs of the other page
+                    button(other, f"preset_{preset}").click()
+                    wait_until(lambda steps=steps: steps_box.input_value() == steps, 30)
+                    other.wait_for_timeout(300)
+            download = download_info.value
+            path = tmp_path / f"while_training{i}.safetensors"
+            download.save_as(path)  # raises "canceled" when the server no longer had the file
+            ckpt = load_checkpoint(path)
+            step = ckpt.meta["step"]
+            assert step > 0 and ckpt.config.steps == 300000
+            match = re.search(r"_step(\d+)\.safetensors$", download.suggested_filename)
+            assert match is not None and int(match.group(1)) == step, (download.suggested_filename, step)
+        assert "running" in status_text(page)
+        no_exception(page)
+    finally:
+        other.context.close()
+    stop_run(page)
