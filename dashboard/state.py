@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import math
 import secrets
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -30,6 +31,7 @@ CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
 VIEWER = "viewer_id"  # this browser's id: the run's controller is one such id (see Run.controller)
 WAS_CONTROLLER = "was_controller"  # this session drove its run (so it can say when another browser took over)
 CONFIRM_HEAVY = "confirm_heavy"  # the settings a "this run will take long" warning was shown for
+LIVE_SNAPSHOT = "live_snapshot"  # (job, its snapshot, the views that drew it): see live_snapshot()
 # sidebar
 HP = "hp_"  # hyperparameter widgets are HP + field name: hp_lr, hp_block_size, ...
 DATA_SOURCE, DATA_YEARS, DATA_SEX = "data_source", "data_years", "data_sex"
@@ -408,6 +410,23 @@ def show_notices() -> None:
     for message in st.session_state.pop(NOTICES, []):
         st.warning(message)
     st.session_state[NOTICES] = []
+
+
+def live_snapshot(job: Any, view: str) -> Any:
+    """The job's snapshot for this refresh: the sidebar's status and the page's live view draw the same one.
+
+    They refresh as separate fragments, one after the other, while the job moves on between them (the README's
+    screenshot showed step 2,577 in the sidebar beside 3,369 in the page). The first view of a refresh takes a new
+    snapshot; the others reuse it; a view that already drew it takes the next one. A full page run starts afresh
+    (layout.setup_page forgets the kept one), so an action's result shows at once.
+    """
+    ss = st.session_state
+    kept = ss.get(LIVE_SNAPSHOT)
+    if kept is None or kept[0]() is not job or view in kept[2]:
+        kept = (weakref.ref(job), job.snapshot(), set())
+        ss[LIVE_SNAPSHOT] = kept
+    kept[2].add(view)
+    return kept[1]
 
 
 def fmt_loss(x: float) -> str:

@@ -76,7 +76,7 @@ else:
         run = state.run_by_id(run_id)
         if run is None or run.job is None:
             return
-        snap = run.job.snapshot()
+        snap = state.live_snapshot(run.job, "page")  # the sidebar's status shows this same snapshot
         st.caption(f"Run {label} · step {snap.step:,} ({snap.status}) · {snap.params:,} parameters · {dataset_label}")
         st.subheader("The best-dev weights")
         if snap.best_step is None:

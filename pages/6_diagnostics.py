@@ -104,7 +104,7 @@ def current_view(run_id: str, live: bool) -> None:
     if run is None or run.job is None:
         return
     job = run.job
-    snap = job.snapshot()
+    snap = state.live_snapshot(job, "page")  # the sidebar's status shows this same snapshot
     st.caption(f"Run {run.job_label} at step {snap.step:,} ({snap.status}) · {run.dataset_label}")
     network_views(run_points(job), "run", "this run")
     if live and not snap.active:
