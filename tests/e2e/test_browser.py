@@ -18,7 +18,10 @@ LONG_RUN = "/?steps=300000&eval_every=200&hidden=64&data=builtin"
 
 
 def status_text(page) -> str:
-    return page.locator(".st-key-run_status").inner_text()
+    """The sidebar's run status, once there is exactly one (while a rerun draws, the old one can sit beside it)."""
+    status = page.locator(".st-key-run_status")
+    wait_until(lambda: status.count() == 1, 30)
+    return status.first.inner_text()
 
 
 def current_step(page) -> int:
@@ -77,8 +80,10 @@ def test_live_training_chart_gains_points_and_every_page_renders(context, server
     for link in [*list(PAGES)[1:], "Train"]:
         go_to(page, link)
         no_exception(page)
+        # The heading is drawn before the page's run has written the URL: wait for the state, then check it.
+        wait_until(lambda: "run=" in page.url, 30)
         assert f"run={run_id}" in page.url, "navigating lost the run id"
-        assert current_step(page) > 0
+        wait_until(lambda: current_step(page) > 0, 30)
         if link == "LR sweep":
             # A short sweep beside the training run; leave the page the moment it ends (its last rerun
             # and the page switch race: that once cost the sidebar its dataset settings).
@@ -87,7 +92,9 @@ def test_live_training_chart_gains_points_and_every_page_renders(context, server
             button(page, "btn_sweep").click()
             page.get_by_text("Suggested learning rate").wait_for(timeout=90_000)
     assert "running" in status_text(page)
-    assert page.locator(".st-key-data_years").get_by_text("2017").count() > 0, "the dataset settings were lost"
+    # The sidebar draws the dataset after the status: wait for it (never there: the dataset settings were lost).
+    years = page.locator(".st-key-data_years").get_by_text("2017")
+    wait_until(lambda: years.count() > 0, 30)
 
     # The sweep's suggestion goes into the sidebar with one click.
     go_to(page, "LR sweep")
@@ -96,7 +103,8 @@ def test_live_training_chart_gains_points_and_every_page_renders(context, server
     )
     button(page, "btn_use_lr").click()
     page.get_by_text("The sidebar's learning rate is now").wait_for()
-    assert float(page.locator(".st-key-hp_lr input").input_value()) == float(suggested.group(1))
+    lr = page.locator(".st-key-hp_lr input")
+    wait_until(lambda: lr.count() == 1 and float(lr.input_value()) == float(suggested.group(1)), 15)
     no_exception(page)
     stop_run(page)
 
@@ -164,7 +172,7 @@ def test_reload_reattaches_and_sessions_are_isolated(browser, server_url):
 
         step_before = current_step(a)
         a.reload()
-        a.locator(".st-key-run_status").wait_for()
+        a.locator(".st-key-run_status").first.wait_for()
         wait_until(lambda: current_step(a) >= step_before, 30)
         assert re.search(r"run=([\w-]+)", a.url).group(1) == run_a
 
