@@ -184,10 +184,11 @@ def overfit_section(dataset: NamesDataset) -> None:
         else:
             st.session_state[state.DIAG_OVERFIT] = (f"init {cfg.init}, norm {cfg.norm}", task)
             running = True
-    shown = st.session_state.get(state.DIAG_OVERFIT)
-    if shown is None or shown[1] is not run.overfit:
-        return  # nothing started from this session (or the run's task is another session's)
-    caption, task = shown
+    task = run.overfit
+    if task is None:
+        return
+    shown = st.session_state.get(state.DIAG_OVERFIT)  # started here (not in another tab of this run)
+    caption = shown[0] if shown is not None and shown[1] is task else "the settings it was started with"
     if running:
         st.fragment(overfit_progress, run_every=0.5)(run.run_id)
         return
