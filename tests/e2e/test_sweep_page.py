@@ -72,8 +72,10 @@ def test_sweep_from_the_page_fills_table_and_curves(browser, tmp_path):
             [sweep_dir] = [d for d in sweeps.iterdir() if d.is_dir()]
             summary = json.loads((sweep_dir / "summary.json").read_text())
             assert len(summary["trials"]) == 4 and summary["state"] == "finished"
-            table = page.locator(".st-key-sweep_table").inner_text()
-            assert all(tid in table for tid in summary["trials"]), table
+            # While that rerun draws, the old table can sit beside the new one: read it once there is one.
+            table = page.locator(".st-key-sweep_table")
+            wait_until(lambda: table.count() == 1, 30)
+            assert all(tid in table.first.inner_text() for tid in summary["trials"]), table.first.inner_text()
 
             page.reload()  # reopens the finished sweep from disk
             button(page, "btn_sweep_load").wait_for()
