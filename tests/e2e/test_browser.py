@@ -115,7 +115,7 @@ def test_sample_download_and_bad_uploads(context, server_url, tmp_path):
 
     go_to(page, "Sample")
     button(page, "btn_sample").click()
-    metric = page.get_by_text("new names (not in the training set)")
+    metric = page.get_by_text("new names (not in the training set)").first
     metric.wait_for()
     assert re.search(r"\d+ / 20", page.locator('[data-testid="stMetric"]').first.inner_text())
     no_exception(page)
@@ -141,7 +141,7 @@ def test_sample_download_and_bad_uploads(context, server_url, tmp_path):
     bad.write_bytes(bytes(range(256)) * 40)
     page.locator('.st-key-ckpt_upload input[type="file"]').set_input_files(str(bad))
     error = page.locator('[data-testid="stAlertContentError"]').filter(has_text="Cannot load random.safetensors")
-    error.wait_for()
+    error.first.wait_for()  # .first: a rerun can briefly show the old element beside the new one
     no_exception(page)
     assert "running" in status_text(page), "a bad upload must not disturb the run"
 
@@ -149,7 +149,7 @@ def test_sample_download_and_bad_uploads(context, server_url, tmp_path):
     binary = tmp_path / "names.bin"
     binary.write_bytes(b"emma\x00\x01\x02olivia\n")
     page.locator('.st-key-data_upload input[type="file"]').set_input_files(str(binary))
-    page.locator('[data-testid="stAlertContentError"]').filter(has_text="binary").wait_for()
+    page.locator('[data-testid="stAlertContentError"]').filter(has_text="binary").first.wait_for()
     no_exception(page)
     stop_run(page)
 
@@ -222,7 +222,7 @@ def test_checkpoint_downloads_while_training_always_yield_the_file(browser, cont
     other = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
     try:
         other.goto(server_url + "/?hidden=32")
-        steps_box = other.locator(".st-key-hp_steps input")
+        steps_box = other.locator(".st-key-hp_steps input").first
         steps_box.wait_for()
         for i in range(4):
             with page.expect_download(timeout=60_000) as download_info, held:
