@@ -48,7 +48,7 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
     if run is None or run.job is None:
         return
     job = run.job
-    snap = job.snapshot()
+    snap = state.live_snapshot(job, "page")  # the sidebar's status shows this same snapshot
     last_eval = snap.evals[-1] if snap.evals else None
     c = st.columns(5)
     c[0].metric(f"step (of {snap.total_steps:,})", f"{snap.step:,}")

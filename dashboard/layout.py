@@ -65,6 +65,7 @@ def setup_page(heading: str | None = None) -> Run:
     from . import sidebar, state  # here, after the first paint: they import torch
 
     run = state.start_session()
+    st.session_state.pop(state.LIVE_SNAPSHOT, None)  # a full run: the live views take a fresh snapshot
     settings = state.current_settings()
     sidebar.render(run, settings)
     state.sync_url(state.current_settings(), run.run_id)

@@ -84,6 +84,13 @@ def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str, b
     best=True: the best-dev weights instead. Either way the step is that of the weights in the file (the
     snapshot's step can be ahead of the latest weights the worker sent, by up to half a second of training).
     """
+    return job_checkpoint_at(run, job, label, dataset_label, best)[1]
+
+
+def job_checkpoint_at(
+    run: Run, job: TrainingJob, label: str, dataset_label: str, best: bool = False
+) -> tuple[int, bytes]:
+    """`job_checkpoint` and the step of the weights in it (to name the file after)."""
     snap = job.snapshot()
     at = job.best_weights() if best else None
     if at is not None:
@@ -91,13 +98,13 @@ def job_checkpoint(run: Run, job: TrainingJob, label: str, dataset_label: str, b
         meta = {"step": at.step, "dataset_name": dataset_label, "run": label, "weights": "best dev"}
         if dev is not None:
             meta.update(dev_loss=dev, best_dev_loss=dev)
-        return checkpoint_bytes(at.model, job.config, job.dataset.vocab, meta=meta)
+        return at.step, checkpoint_bytes(at.model, job.config, job.dataset.vocab, meta=meta)
     at = job.current_weights()
     meta = {"step": at.step, "best_dev_loss": snap.best_dev, "dataset_name": dataset_label, "run": label}
     summary = run.summaries.get(label)
     if summary is not None and summary.losses_step == at.step:  # full-split losses of exactly these weights
         meta.update(train_loss=summary.train_loss, dev_loss=summary.dev_loss)
-    return checkpoint_bytes(at.model, job.config, job.dataset.vocab, meta=meta)
+    return at.step, checkpoint_bytes(at.model, job.config, job.dataset.vocab, meta=meta)
 
 
 def _dev_loss_at(snap, step: int) -> float | None:

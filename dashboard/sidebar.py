@@ -251,7 +251,7 @@ def _status(run: Run) -> None:
     if job is None:
         st.info("No run yet: choose a dataset and settings below, then press **Start**.")
         return
-    snap = job.snapshot()
+    snap = state.live_snapshot(job, "sidebar")  # the one the page's live view draws too
     with st.container(key="run_status"):
         st.progress(
             snap.progress, text=f"**{snap.status}** {run.job_label} · step {snap.step:,} / {snap.total_steps:,}"

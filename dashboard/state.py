@@ -11,6 +11,7 @@ import hashlib
 import math
 import os
 import secrets
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -33,6 +34,7 @@ CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
 VIEWER = "viewer_id"  # this browser's id: the run's controller is one such id (see Run.controller)
 WAS_CONTROLLER = "was_controller"  # this session drove its run (so it can say when another browser took over)
 CONFIRM_HEAVY = "confirm_heavy"  # the settings a "this run will take long" warning was shown for
+LIVE_SNAPSHOT = "live_snapshot"  # (job, its snapshot, the views that drew it): see live_snapshot()
 # sidebar
 HP = "hp_"  # hyperparameter widgets are HP + field name: hp_lr, hp_block_size, ...
 DATA_SOURCE, DATA_YEARS, DATA_SEX = "data_source", "data_years", "data_sex"
@@ -67,11 +69,12 @@ NEXT_USE_TEMPERATURE = "next_use_temperature"  # "What comes next?" at the sampl
 DIAG_SOURCE = "diag_source"  # models.CURRENT or models.CHECKPOINT
 DIAG_AT = "diag_at"  # activations of the latest probe or of the init
 DIAG_OVERFIT_STEPS = "diag_overfit_steps"
-DIAG_OVERFIT = "diag_overfit"  # (caption, OverfitResult) of the last "Overfit one batch"
+DIAG_OVERFIT = "diag_overfit"  # (caption, its BackgroundTask) of the last "Overfit one batch"
 # Checkpoints
 CKPT_UPLOAD = "ckpt_upload"
 CKPT_UPLOAD_RESULT = "ckpt_upload_result"  # (file_id, error message or "")
 CKPT_UNTIL = "ckpt_until"
+CKPT_FILES = "ckpt_files"  # (whose weights, {"current"/"best": (step, bytes, file name)}) to download
 CKPT_TRAIN_OUTCOME = "ckpt_train_outcome"  # ("ok" | "error", message) of "Keep training"
 BEST_TRAIN_OUTCOME = "best_train_outcome"  # ("ok" | "error", message) of "Continue training from them"
 
@@ -451,6 +454,23 @@ def show_notices() -> None:
     for message in st.session_state.pop(NOTICES, []):
         st.warning(message)
     st.session_state[NOTICES] = []
+
+
+def live_snapshot(job: Any, view: str) -> Any:
+    """The job's snapshot for this refresh: the sidebar's status and the page's live view draw the same one.
+
+    They refresh as separate fragments, one after the other, while the job moves on between them (the README's
+    screenshot showed step 2,577 in the sidebar beside 3,369 in the page). The first view of a refresh takes a new
+    snapshot; the others reuse it; a view that already drew it takes the next one. A full page run starts afresh
+    (layout.setup_page forgets the kept one), so an action's result shows at once.
+    """
+    ss = st.session_state
+    kept = ss.get(LIVE_SNAPSHOT)
+    if kept is None or kept[0]() is not job or view in kept[2]:
+        kept = (weakref.ref(job), job.snapshot(), set())
+        ss[LIVE_SNAPSHOT] = kept
+    kept[2].add(view)
+    return kept[1]
 
 
 def fmt_loss(x: float) -> str:

@@ -275,6 +275,7 @@ class TrainingJob:
         self._weights: dict[str, torch.Tensor] = state
         self._weights_step = start_step
         self._best: tuple[int, dict[str, torch.Tensor]] | None = None
+        self._best_dev = math.inf  # the dev loss of the weights in self._best
         self._params = count_params(self.dataset.vocab.size, self.config)
         self._history = DecimatedSeries(HISTORY_CAPACITY)
         self._evals: list[EvalPoint] = []
@@ -632,6 +633,7 @@ class TrainingJob:
             self._weights = {k: torch.from_numpy(v) for k, v in u.weights[1].items()}
         if u.best_weights is not None:
             self._best = (u.best_weights[0], {k: torch.from_numpy(v) for k, v in u.best_weights[1].items()})
+            self._best_dev = u.best_dev  # the same update's numbers: the trainer's best when these weights left it
         if u.traceback:
             self.error_traceback = u.traceback
         if u.final_losses:
@@ -657,8 +659,10 @@ class TrainingJob:
                 config=self.config,
                 train_history=self._history.view(),
                 evals=tuple(self._evals),
-                best_dev=n["best_dev"],
-                best_step=n["best_step"],
+                # The best the job holds, not the worker's latest numbers: those can name a newer best whose
+                # weights never arrived (a stop with no grace), and the label, file name and weights must agree.
+                best_dev=self._best_dev if self._best is not None else math.inf,
+                best_step=self._best[0] if self._best is not None else None,
                 embeddings=tuple(EmbeddingSnapshot(s, self._embeddings[s]) for s in self._embedding_steps),
                 version=self._version,
                 seconds_per_step=sps,
@@ -741,6 +745,87 @@ class BackgroundTask(Generic[T]):
             self.progress = TaskProgress(self.progress.done, self.progress.total, ERROR, f"{type(exc).__name__}: {exc}")
 
 
+# ---------------------------------------------------------------------- a task in a worker process
+TASK_POLL_S = 0.1  # how often the server's thread of an in_worker task checks for a cancel
+
+
+def in_worker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[Callable[[int, int, Any], None]], T]:
+    """A `BackgroundTask` function that runs fn(*args, progress=..., **kwargs) in a worker process.
+
+    The process comes from the training jobs' context (`_context()`: forked from the small server that has torch
+    imported) and uses one torch thread; the caller's thread only waits on a pipe and forwards fn's progress
+    (done, total), so a server does none of fn's tensor work. A cancel ends the process within TASK_POLL_S.
+    fn must be picklable (a module-level function); NamesDataset arguments travel with numpy splits.
+    """
+    from .data import NamesDataset
+
+    def run(report: Callable[[int, int, Any], None]) -> T:
+        ctx = _context()
+        parent, child = ctx.Pipe(duplex=True)
+        wire = tuple(to_wire(a) if isinstance(a, NamesDataset) else a for a in args)
+        proc = ctx.Process(target=_task_main, args=(child, fn, wire, kwargs), name=WORKER_NAME, daemon=True)
+        try:
+            proc.start()
+        finally:
+            child.close()  # the process holds its end; ours must close so a dead process reads as EOF
+        done, total = 0, 0
+        try:
+            while True:
+                report(done, total, proc.pid)  # raises Cancelled after a cancel
+                if not parent.poll(TASK_POLL_S):
+                    continue
+                try:
+                    kind, *payload = parent.recv()
+                except EOFError:
+                    proc.join(1.0)
+                    raise RuntimeError(f"the worker process ended unexpectedly (exit code {proc.exitcode})") from None
+                if kind == "progress":
+                    done, total = payload
+                elif kind == "result":
+                    return payload[0]
+                else:
+                    raise RuntimeError(payload[0])
+        finally:
+            parent.close()  # the process ends itself when its pipe closes; terminate it now anyway
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(1.0)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+
+    return run
+
+
+def _task_main(conn: Any, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> None:
+    """Entry point of an in_worker process: run fn, send its progress and its result (or its error) back."""
+    import os
+
+    from .data import NamesDataset
+    from .worker import from_wire
+
+    def orphaned() -> None:  # the server is gone (or cancelled us): nobody is left to work for
+        try:
+            while True:
+                conn.recv()
+        except (EOFError, OSError):
+            os._exit(0)
+
+    threading.Thread(target=orphaned, name="mlp-task-listen", daemon=True).start()
+    torch.set_num_threads(1)
+
+    def progress(done: int, total: int) -> None:
+        conn.send(("progress", int(done), int(total)))
+
+    args = tuple(from_wire(a) if isinstance(a, NamesDataset) else a for a in args)
+    try:
+        result = fn(*args, progress=progress, **kwargs)
+    except Exception as exc:  # shown as the task's error; the server never sees a traceback
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+    else:
+        conn.send(("result", result))
+
+
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
@@ -750,4 +835,5 @@ __all__ = [
     "TrainingJob",
     "TrainingSnapshot",
     "WeightsAt",
+    "in_worker",
 ]

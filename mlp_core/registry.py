@@ -74,6 +74,7 @@ class Run:
     summaries: dict[str, RunSummary] = field(default_factory=dict)  # by job label, oldest first
     sweep: BackgroundTask | None = None
     sweep_config: TrainConfig | None = None
+    overfit: BackgroundTask | None = None  # "overfit one batch" (in a worker process: see job.in_worker)
     checkpoint: Any = None  # a loaded mlp_core.checkpoint.Checkpoint, for sampling / inspecting
     checkpoint_name: str = ""
     upload: tuple[str, str, tuple[str, ...]] | None = None  # (file name, sha256, words) of an uploaded dataset
@@ -247,19 +248,23 @@ class Run:
     def stop_all(self, timeout: float = 1.0) -> None:
         """Stop the job and any sweep (used when the run idles out or is released)."""
         with self.lock:
-            job, sweep = self.job, self.sweep
+            job, sweep, overfit = self.job, self.sweep, self.overfit
         if job is not None:
             job.stop(timeout)
         if sweep is not None and sweep.progress.status == RUNNING:
             sweep.cancel(timeout)
+        if overfit is not None and overfit.progress.status == RUNNING:
+            overfit.cancel(timeout)
 
     @property
     def busy(self) -> int:
-        """How many of the server's training slots this run takes (its job and its LR sweep)."""
+        """How many of the server's training slots this run takes (its job, its LR sweep, its overfit one batch)."""
         n = 0
         if self.job is not None and _is_active(self.job):
             n += 1
         if self.sweep is not None and self.sweep.progress.status == RUNNING:
+            n += 1
+        if self.overfit is not None and self.overfit.progress.status == RUNNING:
             n += 1
         return n
 
@@ -535,6 +540,17 @@ class RunRegistry:
             if old is not None and old is not task:
                 old.cancel(timeout=0)
             run.sweep, run.sweep_config = task, config
+            task.start()
+
+    def start_overfit(self, run_id: str, task: BackgroundTask) -> None:
+        """Start an "overfit one batch" for the run (replacing its previous one), within the cap."""
+        run = self._run(run_id)
+        with self._lock, run.lock:
+            old = run.overfit
+            self._require_slot(run, replacing=old)
+            if old is not None and old is not task:
+                old.cancel(timeout=0)
+            run.overfit = task
             task.start()
 
     # ------------------------------------------------------------------ reaping

@@ -28,7 +28,7 @@ def view(run_id: str, live: bool) -> None:
     if job is None:
         st.info("Train a model first (sidebar: **Start**).")
     else:
-        snap = job.snapshot()
+        snap = state.live_snapshot(job, "page")  # the sidebar's status shows this same snapshot
         st.subheader(f"Run {run.job_label}: loss over training")
         if snap.evals:
             st.plotly_chart(charts.train_dev_figure(snap.evals), key="train_dev_chart", config={"displaylogo": False})

@@ -12,6 +12,36 @@ from mlp_core.data import DatasetError
 from mlp_core.job import RUNNING
 from mlp_core.registry import CapacityError
 
+
+def checkpoint_files(run, job, label: str, dataset_label: str) -> dict:
+    """The current and best-dev weights as files: {"current"/"best": (step, bytes, file name) or None}.
+
+    Built once and kept in this session until the user asks for newer weights (or the run settles with newer
+    ones): a download button always serves bytes this session holds. (A callable `data` built the file on click,
+    but Streamlit keeps such a file in no session, and the clean-up after other script runs, any session's, deleted
+    it before a slow browser fetched it: Chromium cancelled the download on the 404.) The step in each file name
+    is the step of the weights inside.
+    """
+    snap = job.snapshot()
+    owner = (run.run_id, label, snap.status == RUNNING or (snap.weights_step, snap.best_step))
+    kept = st.session_state.get(state.CKPT_FILES)
+    if kept is not None and kept[0] == owner:
+        return kept[1]
+    name = f"makemore_mlp_{label.strip('#')}"
+    step, raw = models.job_checkpoint_at(run, job, label, dataset_label)
+    files = {"current": (step, raw, f"{name}_step{step}.safetensors"), "best": None}
+    if job.best_weights() is not None:
+        step, raw = models.job_checkpoint_at(run, job, label, dataset_label, best=True)
+        files["best"] = (step, raw, f"{name}_best_step{step}.safetensors")
+    st.session_state[state.CKPT_FILES] = (owner, files)
+    return files
+
+
+def refresh_files() -> None:
+    """Callback: the next run builds the download files from the latest weights."""
+    st.session_state.pop(state.CKPT_FILES, None)
+
+
 layout.setup_page()
 st.title("Checkpoints")
 run = state.current_run()
@@ -25,26 +55,28 @@ else:
     snap = job.snapshot()
     label, dataset_label = run.job_label, run.dataset_label
 
+    files = checkpoint_files(run, job, label, dataset_label)
+    at_step, data, name = files["current"]
     st.download_button(
         "Download checkpoint (.safetensors)",
-        data=lambda: models.job_checkpoint(run, job, label, dataset_label),  # built on click, in another thread
-        # A running job's step moves on before the click: only a settled one puts its step in the name.
-        file_name=f"makemore_mlp_{label.strip('#')}{'' if snap.status == RUNNING else f'_step{snap.step}'}.safetensors",
+        data=data,
+        file_name=name,
         mime="application/octet-stream",
         key="btn_download_ckpt",
-        help="The weights at the moment you click, with the config and vocabulary (one safetensors file)",
-        # No rerun after a download: while a run trains, the rerun races the sidebar's auto-refresh and can
-        # leave the browser holding a revoked deferred-download id (every later click silently fails).
-        on_click="ignore",
+        help="The weights of the step in the file name, with the config and vocabulary (one safetensors file)",
+        on_click="ignore",  # no rerun: the file the click points at stays this session's until the next full run
     )
+    if snap.status == RUNNING:
+        st.caption(f"The file holds the weights of step {at_step:,}. The run has trained on since:")
+        st.button("Take the latest weights", key="btn_ckpt_refresh", on_click=refresh_files)
 
     def live_summary(run_id: str, had_best: bool, was_active: bool) -> None:
-        """The run's step and best-dev weights, refreshed while it trains. The download buttons stay outside:
-        they build their file from the weights of the moment of the click, and a refreshing button can lose it."""
+        """The run's step and best-dev weights, refreshed while it trains. The download buttons stay outside: a
+        button redrawn every second would point a click at a file the next redraw replaces."""
         run = state.run_by_id(run_id)
         if run is None or run.job is None:
             return
-        snap = run.job.snapshot()
+        snap = state.live_snapshot(run.job, "page")  # the sidebar's status shows this same snapshot
         st.caption(f"Run {label} · step {snap.step:,} ({snap.status}) · {snap.params:,} parameters · {dataset_label}")
         st.subheader("The best-dev weights")
         if snap.best_step is None:
@@ -63,15 +95,14 @@ else:
     )
     if snap.best_step is not None:
         b1, b2, b3 = st.columns(3)
+        best_step, best_data, best_name = files["best"] or files["current"]
         b1.download_button(
-            "Download the best-dev weights",
-            data=lambda: models.job_checkpoint(run, job, label, dataset_label, best=True),
-            # While it trains, the best step can move on before the click: only a settled run names it.
-            file_name=f"makemore_mlp_{label.strip('#')}_best"
-            + ("" if snap.status == RUNNING else f"_step{snap.best_step}")
-            + ".safetensors",
+            f"Download the best-dev weights (step {best_step:,})",
+            data=best_data,
+            file_name=best_name,
             mime="application/octet-stream",
             key="btn_download_best",
+            help=f"The weights of step {best_step:,}, where the dev loss was lowest when this file was made",
             on_click="ignore",  # as above
         )
 

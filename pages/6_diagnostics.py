@@ -12,7 +12,9 @@ from dashboard import diagnostics_charts as dc
 from mlp_core.config import TrainConfig
 from mlp_core.data import DatasetError, NamesDataset
 from mlp_core.diagnostics import DiagnosticsPoint, init_verdict, overfit_one_batch, probe, probe_batch
+from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED, BackgroundTask, in_worker
 from mlp_core.model import MLP, build_model
+from mlp_core.registry import CapacityError
 
 PLOT = {"displaylogo": False}
 
@@ -102,7 +104,7 @@ def current_view(run_id: str, live: bool) -> None:
     if run is None or run.job is None:
         return
     job = run.job
-    snap = job.snapshot()
+    snap = state.live_snapshot(job, "page")  # the sidebar's status shows this same snapshot
     st.caption(f"Run {run.job_label} at step {snap.step:,} ({snap.status}) · {run.dataset_label}")
     network_views(run_points(job), "run", "this run")
     if live and not snap.active:
@@ -166,31 +168,57 @@ def overfit_section(dataset: NamesDataset) -> None:
         "The lecture's sanity check: train the sidebar's settings on a single batch of 32 examples and nothing "
         "else (dropout and weight decay off). A healthy model drives the loss down to the batch's floor. The floor "
         "is not 0: several examples share a context (every name starts with '...') but go on differently, and "
-        "one context can get only one prediction."
+        "one context can get only one prediction. It trains in the background, in a process of its own, and takes "
+        "one of the server's training slots while it runs."
     )
     steps = st.number_input("Steps", 100, 20_000, 1000, 100, key=state.DIAG_OVERFIT_STEPS)
-    if st.button("Overfit one batch", key="btn_overfit", type="primary"):
-        bar = st.progress(0.0, text="training on one batch…")
-
-        def report(done: int, total: int) -> None:
-            bar.progress(done / total, text=f"step {done:,} of {total:,}")
-
+    task = run.overfit
+    running = task is not None and task.progress.status == RUNNING
+    if st.button("Overfit one batch", key="btn_overfit", type="primary", disabled=running):
+        cfg = settings.config
+        task = BackgroundTask(in_worker(overfit_one_batch, cfg, dataset, steps=int(steps)))
         try:
-            result = overfit_one_batch(settings.config, dataset, steps=int(steps), progress=report)
-        except (ValueError, RuntimeError) as exc:
-            bar.empty()
-            st.error(f"Could not run it: {exc}")
+            state.registry().start_overfit(run.run_id, task)
+        except CapacityError as exc:
+            st.error(f"Not started: {exc}")
         else:
-            bar.empty()
-            st.session_state[state.DIAG_OVERFIT] = (f"init {settings.config.init}, norm {settings.config.norm}", result)
-    if state.DIAG_OVERFIT in st.session_state:
-        caption, result = st.session_state[state.DIAG_OVERFIT]
+            st.session_state[state.DIAG_OVERFIT] = (f"init {cfg.init}, norm {cfg.norm}", task)
+            running = True
+    task = run.overfit
+    if task is None:
+        return
+    shown = st.session_state.get(state.DIAG_OVERFIT)  # started here (not in another tab of this run)
+    caption = shown[0] if shown is not None and shown[1] is task else "the settings it was started with"
+    if running:
+        st.fragment(overfit_progress, run_every=0.5)(run.run_id)
+        return
+    p = task.progress
+    if p.status == ERROR:
+        st.error(f"Could not run it: {p.message}")
+    elif p.status == STOPPED:
+        st.warning(f"Stopped at step {p.done:,} of {p.total:,}.")
+    elif p.status == FINISHED and task.result is not None:
+        result = task.result
         final = float(result.losses[-1])
         gap = final - result.floor
         verdict = "reached its floor" if gap < 0.05 else f"is still {gap:.3f} above its floor"
         loss_text = f"{final:.3f}" if math.isfinite(final) else str(final)
         st.markdown(f"With {caption}: after {int(result.steps[-1]):,} steps the loss is {loss_text}: it {verdict}.")
         st.plotly_chart(dc.overfit_figure(result), key="overfit_chart", config=PLOT)
+
+
+def overfit_progress(run_id: str) -> None:
+    """The overfit's progress and its Stop button; re-runs itself until the task ends, then reruns the page."""
+    run = state.run_by_id(run_id)
+    task = None if run is None else run.overfit
+    if task is None:
+        return
+    p = task.progress
+    text = f"step {p.done:,} of {p.total:,} on one batch" if p.total else "starting a training process…"
+    st.progress(p.fraction, text=text)
+    st.button("Stop", key="btn_overfit_stop", on_click=task.cancel, help="End the overfit now")
+    if p.status != RUNNING:
+        st.rerun()
 
 
 # ---------------------------------------------------------------------- the page

@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import time
 
 import pytest
@@ -425,3 +426,36 @@ def test_a_missing_lecture_file_points_to_upload(monkeypatch, tmp_path):
     at.run()
     assert "names.txt is missing or damaged" in texts(at.sidebar.error)
     assert not at.exception
+
+
+def test_the_sidebar_and_the_page_show_one_snapshot(monkeypatch):
+    """The sidebar's status and the page's live view draw the same snapshot, though the job moves on between them
+    (here every snapshot() call is 37 steps and a better dev loss further on)."""
+    import dataclasses
+    import itertools
+
+    at = app()
+    job = start_long_tiny(at)
+    wait_for(lambda: job.snapshot().step > 0)
+    real, calls = job.snapshot, itertools.count(1)
+
+    def moving():
+        n, snap = next(calls), real()
+        return dataclasses.replace(snap, step=snap.step + 37 * n, best_dev=2.0 - n / 1000, best_step=37 * n)
+
+    monkeypatch.setattr(job, "snapshot", moving)
+    for page in ("app.py", "pages/5_checkpoints.py"):
+        at.switch_page(page).run()
+        assert not at.exception
+        sidebar = at.sidebar.get("progress")[0].proto.text
+        side_step = int(re.search(r"step ([\d,]+) /", sidebar).group(1).replace(",", ""))
+        side_best = re.search(r"best dev \*\*([\d.]+)\*\*", texts(at.sidebar.markdown)).group(1)
+        if page == "app.py":
+            metrics = {m.label: m.value for m in at.metric}
+            assert int(metrics["step (of 1,000,000)"].replace(",", "")) == side_step
+            assert metrics["best dev"] == side_best
+        else:
+            assert f"step {side_step:,} (" in texts(at.caption), (side_step, texts(at.caption))
+            assert f"**{side_best}**" in texts(at.markdown)
+    monkeypatch.setattr(job, "snapshot", real)
+    job.stop()

@@ -322,3 +322,25 @@ def test_the_snapshot_carries_the_trainers_diagnostics_across_the_process(tiny_d
     has_map = [p.layers[0].saturation_map is not None for p in got]
     assert has_map == [p.layers[0].saturation_map is not None for p in here.diagnostics]
     assert has_map[0] and has_map[-1] and not any(has_map[1:-1])
+
+
+def test_best_dev_names_the_best_weights_the_job_holds(make_job, tiny_dataset, tiny_config):
+    """A stop with no grace can cut the worker off after it reported a new best but before that best's weights
+    (they travel only with weight updates) arrived: the snapshot's best then still describes the weights held."""
+    from mlp_core.worker import RUNNING, STOPPED, Update, numpy_state
+
+    job = make_job()
+    step40 = numpy_state(build_model(tiny_dataset.vocab.size, tiny_config.replace(seed=40)).state_dict())
+
+    def update(step: int, best_dev: float, best_step: int, status: str = RUNNING, **kw) -> Update:
+        return Update(status, "", "", step, 0.1, 2.5, 100.0, 0.01, 1.0, best_dev, best_step, None, **kw)
+
+    job._apply(update(40, 44.42, 40, weights=(40, step40), best_weights=(40, step40)))
+    job._apply(update(60, 37.7091, 60))  # the worker's numbers: a new best at step 60, its weights not sent yet
+    job._apply(update(60, 37.7091, 60, status=STOPPED))  # killed: no final update with weights ever comes
+    snap, best = job.snapshot(), job.best_weights()
+    assert (snap.best_step, snap.best_dev) == (40, 44.42) == (best.step, 44.42)
+    assert all(np.array_equal(best.model.state_dict()[k].numpy(), v) for k, v in step40.items())
+    # When the weights do arrive, the snapshot moves on with them.
+    job._apply(update(80, 37.7091, 60, weights=(60, step40), best_weights=(60, step40)))
+    assert (job.snapshot().best_step, job.snapshot().best_dev) == (60, 37.7091) == (job.best_weights().step, 37.7091)

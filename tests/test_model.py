@@ -1,7 +1,6 @@
 """The MLP: the lecture's shapes, parameter count, init tensors and initial losses."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -10,15 +9,12 @@ from mlp_core.config import TrainConfig
 from mlp_core.data import Vocab, build_windows
 from mlp_core.model import MLP, build_model, count_params, resolve_device
 
-# The lecture's names.txt, next to the repository (absent on a user's machine: those tests skip).
-LECTURE_NAMES = Path(__file__).resolve().parents[2] / "shared/data/names.txt"
-needs_names = pytest.mark.skipif(not LECTURE_NAMES.exists(), reason=f"{LECTURE_NAMES} not present")
-
 
 @pytest.fixture(scope="module")
-def names_windows():
-    """(X, Y) of the whole of names.txt at block size 3, unshuffled, as the notebook first builds them."""
-    words = LECTURE_NAMES.read_text().split()
+def names_windows(lecture_names_path):
+    """(X, Y) of the whole of names.txt (the copy shipped in data/) at block size 3, unshuffled, as the notebook
+    first builds them."""
+    words = lecture_names_path.read_text().split()
     vocab = Vocab.from_words(words)
     assert vocab.size == 27
     return build_windows(words, vocab, 3)
@@ -80,7 +76,6 @@ def test_same_seed_same_weights_different_seed_different():
     assert not torch.equal(a.W1, c.W1)
 
 
-@needs_names
 @pytest.mark.lecture_data
 def test_notebooks_first_full_data_loss(names_windows):
     # The notebook's first model on all 228,146 examples (C 27x2, W1 6x100: 3,481 params) prints 19.5052.
@@ -92,7 +87,6 @@ def test_notebooks_first_full_data_loss(names_windows):
         assert model.loss(X, Y).item() == pytest.approx(19.505229949951172, abs=1e-4)
 
 
-@needs_names
 @pytest.mark.lecture_data
 def test_lecture_init_first_loss_is_far_above_uniform(names_windows):
     # Plain randn saturates tanh and makes confident wrong guesses: the loss starts far above log(27).
@@ -103,7 +97,6 @@ def test_lecture_init_first_loss_is_far_above_uniform(names_windows):
     assert 20 < loss < 32
 
 
-@needs_names
 @pytest.mark.lecture_data
 def test_scaled_init_first_loss_is_uniform_on_names(names_windows):
     X, Y = names_windows

@@ -2,7 +2,6 @@
 
 import math
 import random
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,8 +11,6 @@ from mlp_core import data
 from mlp_core.config import PRESETS, ConfigError, TrainConfig, from_dict, preset, to_dict
 from mlp_core.model import build_model, count_params
 from mlp_core.trainer import Trainer
-
-NAMES = Path(__file__).resolve().parents[2] / "shared" / "data" / "names.txt"
 
 
 def _toy_words(n: int = 400) -> list[str]:
@@ -123,11 +120,10 @@ def test_bf16_precision_trains_like_fp32_but_not_bit_for_bit():
 
 
 @pytest.mark.lecture_data
-@pytest.mark.skipif(not NAMES.exists(), reason="needs ../shared/data/names.txt")
-def test_fast_preset_reaches_the_lectures_dev_loss_on_names():
+def test_fast_preset_reaches_the_lectures_dev_loss_on_names(lecture_names_path):
     """The whole fast preset (700 steps, under a second) beats the lecture's 2.17 on its own split."""
     c = preset("fast").replace(device="cpu")
-    ds = data.make_dataset(data.load_words(NAMES), block_size=c.block_size, split_seed=c.split_seed)
+    ds = data.make_dataset(data.load_words(lecture_names_path), block_size=c.block_size, split_seed=c.split_seed)
     t = Trainer(c, ds)
     while not t.finished:
         t.advance(c.steps)
@@ -135,11 +131,10 @@ def test_fast_preset_reaches_the_lectures_dev_loss_on_names():
 
 
 @pytest.mark.lecture_data
-@pytest.mark.skipif(not NAMES.exists(), reason="needs ../shared/data/names.txt")
-def test_strong_preset_reaches_the_wavenet_lectures_dev_loss_on_names():
+def test_strong_preset_reaches_the_wavenet_lectures_dev_loss_on_names(lecture_names_path):
     """The whole strong preset (3,500 steps, a few seconds) reaches the WaveNet lecture's 1.99 with an MLP."""
     c = preset("strong").replace(device="cpu")
-    ds = data.make_dataset(data.load_words(NAMES), block_size=c.block_size, split_seed=c.split_seed)
+    ds = data.make_dataset(data.load_words(lecture_names_path), block_size=c.block_size, split_seed=c.split_seed)
     t = Trainer(c, ds)
     while not t.finished:
         t.advance(c.steps)

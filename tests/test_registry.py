@@ -1,6 +1,7 @@
 """RunRegistry: one run per browser session, a server-wide cap on training, idle runs reaped."""
 
 import math
+import os
 import threading
 import time
 
@@ -8,8 +9,10 @@ import pytest
 
 from mlp_core.config import TrainConfig
 from mlp_core.data import make_dataset
-from mlp_core.job import BackgroundTask
+from mlp_core.diagnostics import overfit_one_batch
+from mlp_core.job import BackgroundTask, in_worker
 from mlp_core.registry import CapacityError, RunRegistry, UnknownRunError
+from mlp_core.trainer import Trainer
 
 LONG = 10_000_000  # steps: a job that only ends when told to
 WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia", "harper", "evelyn"] * 5
@@ -108,6 +111,39 @@ def test_paused_jobs_hold_their_slot_and_sweeps_count(registry, dataset, config)
     release.set()
     assert task.wait(30)
     registry.start_new_job(b, config, dataset)
+
+
+def test_overfit_one_batch_trains_in_a_worker_process_under_the_cap(registry, dataset, config, monkeypatch):
+    def no_training_here(*args, **kwargs):
+        raise AssertionError("the server process trained")
+
+    monkeypatch.setattr(Trainer, "advance", no_training_here)  # in this process only: workers fork from elsewhere
+    a, b = registry.create(), registry.create()
+    registry.start_new_job(a, config, dataset)
+    task = BackgroundTask(in_worker(overfit_one_batch, config, dataset, steps=1_000_000))
+    registry.start_overfit(b, task)
+    wait_for(lambda: task.progress.done > 0 or task.progress.status != "running")
+    assert task.progress.status == "running", task.progress.message
+    pid = task.progress.partial  # the worker process's id
+    assert isinstance(pid, int) and pid != os.getpid()
+    # It takes a slot like a training job: the server (cap 2) is full.
+    assert registry.active_jobs() == 2
+    with pytest.raises(CapacityError):
+        registry.start_new_job(b, config, dataset)
+    with pytest.raises(CapacityError):
+        registry.start_overfit(a, BackgroundTask(in_worker(overfit_one_batch, config, dataset, steps=100)))
+    # Stop ends the worker process and frees the slot.
+    task.cancel()
+    assert task.wait(10) and task.progress.status == "stopped"
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    assert registry.active_jobs() == 1
+    short = BackgroundTask(in_worker(overfit_one_batch, config, dataset, steps=200))
+    registry.start_overfit(b, short)
+    assert short.wait(60) and short.progress.status == "finished", short.progress.message
+    result = short.result
+    assert result.steps[-1] == 200 and result.losses[-1] < result.losses[0]
+    assert registry.active_jobs() == 1
 
 
 def test_idle_runs_are_stopped_then_forgotten(registry, clock, dataset, config):

@@ -43,7 +43,7 @@ def test_deep_link_on_a_fresh_server(browser, page_info, tmp_path):
             body = page.locator("body").inner_text()
             assert "Page not found" not in body
             assert page.locator('[data-testid="stException"]').count() == 0
-            hidden = page.locator(".st-key-hp_hidden input")
+            hidden = page.locator(".st-key-hp_hidden input").first
             wait_until(lambda: hidden.input_value() == "123", 15)  # read once the page's first run has drawn it
             # Every other page is one click away in the sidebar.
             links = page.locator('[data-testid="stSidebar"] [data-testid="stPageLink"]')

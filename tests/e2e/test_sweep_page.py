@@ -65,14 +65,17 @@ def test_sweep_from_the_page_fills_table_and_curves(browser, tmp_path):
             wait_until(lambda: any(n >= 2 for n in curve_points(page)), 120)  # live: curves fill in while running
             wait_until(lambda: "4 / 4 trials ended" in page.inner_text("body"), 180)
             assert page.locator('[data-testid="stException"]').count() == 0
-            points = curve_points(page)
+            # The sweep's end reruns the page: its chart can be between two drawings when the text shows.
+            points = wait_until(lambda: curve_points(page), 30)
             assert len(points) >= 1 and max(points) == 3  # 100, 200, 300
 
             [sweep_dir] = [d for d in sweeps.iterdir() if d.is_dir()]
             summary = json.loads((sweep_dir / "summary.json").read_text())
             assert len(summary["trials"]) == 4 and summary["state"] == "finished"
-            table = page.locator(".st-key-sweep_table").inner_text()
-            assert all(tid in table for tid in summary["trials"]), table
+            # While that rerun draws, the old table can sit beside the new one: read it once there is one.
+            table = page.locator(".st-key-sweep_table")
+            wait_until(lambda: table.count() == 1, 30)
+            assert all(tid in table.first.inner_text() for tid in summary["trials"]), table.first.inner_text()
 
             page.reload()  # reopens the finished sweep from disk
             button(page, "btn_sweep_load").wait_for()
