@@ -22,6 +22,7 @@ import pytest
 from mlp_core import data, sweep
 from mlp_core.checkpoint import load_checkpoint
 from mlp_core.config import PRESETS
+from mlp_core.store import RunStore
 from tests.sweep_support import (
     REPO,
     cmdline,
@@ -192,6 +193,7 @@ def test_local_sweep_exact_counts_loopback_only_and_nan_trials(words_file, tmp_p
     require_isolated_network()
     out = tmp_path / "sweep"
     with ray_env() as env:
+        env["MLP_HOME"] = str(tmp_path / "home")  # a run store of this test's own
         # sgd with lr * weight_decay = 10 blows up to NaN; weight_decay 0 trains. Seed 0 draws both.
         proc = start_sweep(
             env, "--data", str(words_file), "--trials", "4", "--steps", "300", "--scheduler", "fifo",
@@ -226,6 +228,17 @@ def test_local_sweep_exact_counts_loopback_only_and_nan_trials(words_file, tmp_p
         cwd=REPO, capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert sample.returncode == 0 and len(json.loads(sample.stdout.splitlines()[-1])["samples"]) == 3
+    # Every trial is a child run of the sweep's run in the run store, recorded like any other run.
+    store = RunStore(f"sqlite:///{tmp_path / 'home' / 'mlflow.db'}")
+    parent = _summary(out)["store_run_id"]
+    children = [r for r in store.runs() if r.tags.get("mlflow.parentRunId") == parent]
+    assert len(children) == 4
+    for child in children:
+        assert child.params["optimizer"] == "sgd" and child.params["weight_decay"] in ("0", "10", "0.0", "10.0")
+        expected = "diverged" if float(child.params["weight_decay"]) == 10 else "finished"
+        assert child.status == expected, (child.status, child.params["weight_decay"])
+        if expected == "finished":
+            assert [s for s, _ in store.metric_history(child.run_id, "dev_loss")] == [100, 200, 300]
 
 
 def test_asha_stops_poor_trials(words_file, tmp_path):
