@@ -34,6 +34,7 @@ CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
 VIEWER = "viewer_id"  # this browser's id: the run's controller is one such id (see Run.controller)
 WAS_CONTROLLER = "was_controller"  # this session drove its run (so it can say when another browser took over)
 CONFIRM_HEAVY = "confirm_heavy"  # the settings a "this run will take long" warning was shown for
+SYNCED_PAGE = "synced_page"  # the page whose URL sync_url wrote last
 LIVE_SNAPSHOT = "live_snapshot"  # (job, its snapshot, the views that drew it): see live_snapshot()
 # sidebar
 HP = "hp_"  # hyperparameter widgets are HP + field name: hp_lr, hp_block_size, ...
@@ -290,10 +291,25 @@ def current_settings() -> Settings:
 
 
 def sync_url(settings: Settings, run_id: str) -> None:
-    """Mirror the settings and the run id in the URL (only when they changed: each write is a browser message)."""
+    """Mirror the settings and the run id in the URL (only when they changed: each write is a browser message).
+
+    On the first run of a page after a switch the write is unconditional: a page link opens the page with an empty
+    query, and the session's copy of the query can still hold the old values at that moment, so a write that
+    only compared would be skipped and the browser's URL would stay without the run id (seen 1 in 3 suites).
+    """
     wanted = {Q_RUN: run_id, **settings.to_query()}
-    if st.query_params.to_dict() != wanted:
+    page = _page_hash()
+    switched = st.session_state.get(SYNCED_PAGE) != page
+    if switched or st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
+        st.session_state[SYNCED_PAGE] = page
+
+
+def _page_hash() -> str:
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return ctx.page_script_hash if ctx is not None else ""
 
 
 # ---------------------------------------------------------------------- registry and run
@@ -425,9 +441,9 @@ def store() -> RunStore:
     return RunStore(registry().store_uri or tracking_uri())
 
 
-def my_runs() -> list[RunRecord]:
-    """Every run this browser started, across restarts (StoreError when the store cannot be read)."""
-    return store().runs(owner=owner_tag(viewer_id()))
+def my_runs(limit: int = 5000) -> list[RunRecord]:
+    """The newest `limit` runs this browser started, across restarts (StoreError when the store cannot be read)."""
+    return store().runs(owner=owner_tag(viewer_id()), max_results=limit)
 
 
 def my_run(store_run_id: str) -> RunRecord:

@@ -12,14 +12,18 @@ from dashboard import run_table, state  # noqa: E402
 from mlp_core.store import StoreError  # noqa: E402
 
 ACTION_ERRORS = (StoreError, PermissionError, ValueError, RuntimeError, OSError)
+RUNS_PER_PAGE = 100
 
 st.caption(
     "Every run you started in this browser, kept in the run store "
     f"(`{state.store().uri}`), so a restart of the server loses nothing. Someone with a run's link can watch it; "
     "only you see it here."
 )
+# The newest runs first, a page at a time: the store answers in proportion to the runs it sends (1,000 runs of
+# one browser took ~2 s to read, bench/bench_store.py), and the newest are the ones a user comes back for.
+limit = st.session_state.setdefault("runs_limit", RUNS_PER_PAGE)
 try:
-    records = state.my_runs()
+    records = state.my_runs(limit + 1)
 except StoreError as exc:
     st.error(f"The run store cannot be read: {exc}")
     st.stop()
@@ -27,6 +31,8 @@ if not records:
     st.info("No runs yet: press **Start** in the sidebar. Every run you start appears here and survives restarts.")
     st.stop()
 
+more = len(records) > limit
+records = records[:limit]
 frame = run_table.runs_frame(records)
 selection = st.dataframe(
     frame,
@@ -42,8 +48,15 @@ selection = st.dataframe(
         "run id": st.column_config.TextColumn(help="The run's id in MLflow (`python -m mlp_core runs`)"),
     },
 )
+if more:
+    st.button(
+        f"Show {RUNS_PER_PAGE} more (older) runs",
+        key="runs_more",
+        on_click=lambda: st.session_state.update(runs_limit=limit + RUNS_PER_PAGE),
+    )
 st.caption(
-    f"{len(records):,} run{'s' if len(records) != 1 else ''}. Click a column's header to sort; select a row (or "
+    f"{'The newest ' if more else ''}{len(records):,} run{'s' if len(records) != 1 else ''}. "
+    "Click a column's header to sort; select a row (or "
     "pick the run below) for what you can do with it. "
     "Interrupted: its process ended without it (a restart, a crash); Continue goes on from its last checkpoint."
 )
