@@ -234,15 +234,14 @@ class RunStore:
         return self._db_path().with_suffix(".lock") if self.local else None
 
     def _prepare_sqlite(self) -> None:
-        """The folder, a check that the file is a database at all, and WAL mode (readers never wait for writers)."""
-        path = self._db_path()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists() and path.stat().st_size:
-            with path.open("rb") as f:
-                if f.read(16) != b"SQLite format 3\x00":
-                    raise StoreError(
-                        f"the run store {path} is not an SQLite database (damaged?); move it aside to start a new one"
-                    )
+        """The folder, and WAL mode for every connection (readers never wait for writers).
+
+        The file itself is never opened here, not even to peek at its header: closing any descriptor of a file
+        releases every POSIX lock this process holds on it, SQLite's included, and another process could then write
+        while one of our connections believes it holds a lock (SQLite's "how to corrupt a database", 2.2). A damaged
+        file is reported from SQLite's own error instead (`_one_line`).
+        """
+        self._db_path().parent.mkdir(parents=True, exist_ok=True)
         _wal_on_connect()
 
     # ------------------------------------------------------------------ writing
@@ -502,6 +501,8 @@ def _quote(value: str) -> str:
 
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
+    if "file is not a database" in text or "database disk image is malformed" in text:
+        return "it is not an SQLite database, or a damaged one; move it aside to start a new store"
     for line in text.splitlines():
         line = line.strip()
         if line and not line.startswith("(Background on this error"):
@@ -529,6 +530,8 @@ def _quiet_mlflow():
     yield
     for name in ("mlflow", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Its warning with a traceback for a damaged database file: our StoreError says it in one line.
+    logging.getLogger("mlflow.store.db.utils").setLevel(logging.ERROR)
 
 
 __all__ = [
