@@ -8,7 +8,7 @@ would share one GIL with every page a server draws (measured: 3,800 steps/s fell
 thread built plotly figures) and could not be stopped in the middle of a step. Commands go to the
 worker over a pipe and take effect between chunks of ~0.1 s; stop() also terminates the process after a
 short grace, so it lands at once even mid-step. The worker publishes increments (new losses, new
-evaluations, the weights at most every 0.5 s); a reader thread here folds them into an immutable
+evaluations, the weights at most every 0.5 s); a reader thread (worker_link.py) folds them into an immutable
 `TrainingSnapshot` that readers take without locking. Nothing here knows about any UI.
 
 Why processes and not one Ray actor per job (bench/bench_job.py, lecture config, 2-core CPU under load):
@@ -33,7 +33,6 @@ The life of a job, which a UI's buttons follow:
 from __future__ import annotations
 
 import math
-import multiprocessing
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,7 +78,7 @@ from .worker import (
     numpy_state,
     to_wire,
 )
-from .worker import main as worker_main
+from .worker_link import WorkerLink
 
 if TYPE_CHECKING:
     from .data import NamesDataset
@@ -151,6 +150,11 @@ class WeightsAt:
     step: int
 
 
+def _on_link(name: str) -> property:
+    """A TrainingJob attribute that reads and writes the same-named state of its WorkerLink."""
+    return property(lambda job: getattr(job._link, name), lambda job, value: setattr(job._link, name, value))
+
+
 class TrainingJob:
     """One run of the Trainer in a worker process, with start / pause / resume / step N / stop / reset.
 
@@ -190,17 +194,19 @@ class TrainingJob:
         self._final_losses: dict[str, float] | None = None
         self.error_traceback: str | None = None
         self._lock = threading.RLock()
-        self._send_lock = threading.Lock()
-        self._generation = 0  # bumped by reset: a reader of an older worker must not write into this run
-        self._proc: multiprocessing.process.BaseProcess | None = None
-        self._conn: Any = None
-        self._reader: threading.Thread | None = None
-        self._ended = threading.Event()
-        self._ended.set()
-        self._stopping = False
+        self._link = WorkerLink()  # the worker process, its pipe and reader thread (see the properties below)
         self._eval_cache: dict[str, ContextCounts] = {}
         given = None if model is None else {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self._fresh(given, start_step)
+
+    # The worker plumbing's state, kept on the link; readable and settable here as before the link existed.
+    _send_lock = _on_link("send_lock")
+    _generation = _on_link("generation")
+    _proc = _on_link("proc")
+    _conn = _on_link("conn")
+    _reader = _on_link("reader")
+    _ended = _on_link("ended")
+    _stopping = _on_link("stopping")
 
     def _fresh(self, state: dict[str, torch.Tensor] | None, start_step: int) -> None:
         """Idle at start_step with these weights (None: the config's seeded init)."""
@@ -457,8 +463,6 @@ class TrainingJob:
             raise RuntimeError(f"cannot {what} this run: it is {status}, which is final; start a new run (or reset it)")
 
     def _launch(self, budget: int | None) -> None:
-        ctx = _context()
-        parent, child = ctx.Pipe(duplex=True)
         spec = WorkerSpec(
             config=self.config,
             dataset=to_wire(self.dataset),
@@ -471,82 +475,14 @@ class TrainingJob:
             tracking=self.tracking,
             resume_path=self._resume_path,
         )
-        proc = ctx.Process(target=worker_main, args=(child, spec), name=WORKER_NAME, daemon=True)
-        # One event per worker: a reader of an older worker that ends late must not signal this one's end.
-        ended = self._ended = threading.Event()
-        self._stopping = False
-        self._numbers["status"] = RUNNING  # shown at once; the worker confirms within its first chunk
-        self._publish()
-        try:
-            proc.start()
-        except Exception:  # e.g. no process could be started: stay idle, say so
-            parent.close()
-            ended.set()
-            self._numbers["status"] = IDLE
-            self._publish()
-            raise
-        finally:
-            child.close()  # the worker holds its end; ours must close so a dead worker reads as EOF
-        self._proc, self._conn = proc, parent
-        self._resume_path = None  # used by this worker; a later interruption resumes from a newer checkpoint
-        _LIVE_JOBS.add(self)
-        self._reader = threading.Thread(
-            target=self._read, args=(self._generation, proc, parent, ended), name="mlp-job-reader", daemon=True
-        )
-        self._reader.start()
+        self._link.launch(self, spec)
 
     def _send(self, command: tuple) -> None:
-        conn = self._conn
-        if conn is None or not self.live:
-            return
-        try:
-            with self._send_lock:
-                conn.send(command)
-        except (OSError, EOFError, ValueError):  # the worker just ended: the reader reports how
-            pass
-
-    def _read(
-        self, generation: int, proc: multiprocessing.process.BaseProcess, conn: Any, ended: threading.Event
-    ) -> None:
-        final = False
-        try:
-            while not final:
-                update: Update = conn.recv()
-                final = update.final
-                with self._lock:
-                    if generation != self._generation:
-                        return
-                    self._apply(update)
-        except Exception:  # EOF (the worker died), or a message cut short by a kill: the status says which
-            pass
-        finally:
-            proc.join(5.0 if self.tracking is not None else 2.0)  # a tracked one writes to the store after
-            if proc.is_alive():  # sent its last words but hangs on the way out
-                proc.kill()
-                proc.join()
-            conn.close()
-            with self._lock:
-                current = generation == self._generation
-                if current:
-                    if not final:
-                        self._numbers["status"], self._numbers["message"] = self._death(proc.exitcode)
-                    self._publish()
-            ended.set()
-        if current and self.on_finish is not None:
-            self.on_finish(self)
+        self._link.send(command)
 
     def _death(self, exitcode: int | None) -> tuple[str, str]:
-        step = f"{self._numbers['step']:,}"
-        if self._stopping:
-            return STOPPED, f"stopped at step {step}"
-        how = f"was killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exited ({exitcode})"
-        saved = self._numbers["checkpoint_step"]
-        if self.tracking is not None and saved is not None:
-            return INTERRUPTED, (
-                f"interrupted at step {step}: the training process {how} (out of memory?); Resume goes on from "
-                f"step {saved:,}, its last checkpoint"
-            )
-        return ERROR, f"the training process {how} at step {step} (out of memory?); the last weights it sent are kept"
+        n = self._numbers
+        return self._link.death(exitcode, n["step"], n["checkpoint_step"], tracked=self.tracking is not None)
 
     def _apply(self, u: Update) -> None:
         if u.has_numbers:
