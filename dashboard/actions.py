@@ -16,8 +16,9 @@ from typing import Any
 import streamlit as st
 
 from dashboard import state
-from mlp_core.job import RUNNING, BackgroundTask, TrainingJob
+from mlp_core.job import RUNNING, TrainingJob
 from mlp_core.registry import Run
+from mlp_core.tasks import BackgroundTask
 
 WATCHING = (
     "You are watching this run (read-only): it is driven from another browser. Press **Take over** in the "

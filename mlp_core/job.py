@@ -1,11 +1,14 @@
-"""Background jobs a UI can drive and poll: training (`TrainingJob`) and any long task (`BackgroundTask`).
+"""A training run a UI can drive and poll: `TrainingJob`, with its `TrainingSnapshot`s and `WeightsAt`.
+
+Long tasks (`BackgroundTask`, `in_worker`) live in mlp_core/tasks.py and how worker processes start and end
+(`warm_up`, the live jobs suspended at exit) in mlp_core/processes.py; both are re-exported here.
 
 A TrainingJob trains in its own worker process (mlp_core/worker.py), never in the caller's: a thread
 would share one GIL with every page a server draws (measured: 3,800 steps/s fell to 10 while another
 thread built plotly figures) and could not be stopped in the middle of a step. Commands go to the
 worker over a pipe and take effect between chunks of ~0.1 s; stop() also terminates the process after a
 short grace, so it lands at once even mid-step. The worker publishes increments (new losses, new
-evaluations, the weights at most every 0.5 s); a reader thread here folds them into an immutable
+evaluations, the weights at most every 0.5 s); a reader thread (worker_link.py) folds them into an immutable
 `TrainingSnapshot` that readers take without locking. Nothing here knows about any UI.
 
 Why processes and not one Ray actor per job (bench/bench_job.py, lecture config, 2-core CPU under load):
@@ -29,17 +32,11 @@ The life of a job, which a UI's buttons follow:
 
 from __future__ import annotations
 
-import atexit
 import math
-import multiprocessing
-import multiprocessing.forkserver as mp_forkserver
-import multiprocessing.spawn as mp_spawn
 import threading
-import time
-import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -47,6 +44,16 @@ import torch
 from .config import TrainConfig
 from .history import DecimatedSeries, SeriesView
 from .model import MLP, build_model, check_memory, count_params, resolve_device
+from .processes import (  # noqa: F401 (re-exported: this machinery lived here before processes.py)
+    _LIVE_JOBS,
+    SUSPEND_WAIT_S,
+    WORKER_NAME,
+    _context,
+    _skip_main_in_workers,
+    _stop_live_jobs,
+    warm_up,
+)
+from .tasks import TASK_POLL_S, BackgroundTask, Cancelled, TaskProgress, _task_main, in_worker  # noqa: F401 (re-exported)
 from .trainer import (
     HISTORY_CAPACITY,
     ContextCounts,
@@ -71,7 +78,7 @@ from .worker import (
     numpy_state,
     to_wire,
 )
-from .worker import main as worker_main
+from .worker_link import WorkerLink
 
 if TYPE_CHECKING:
     from .data import NamesDataset
@@ -85,78 +92,6 @@ STOP_GRACE_S = 0.2  # stop(): how long a worker may take to finish its chunk bef
 # A tracked worker sends its final status at once, then writes its last checkpoint and status to the store; it
 # exits by itself as soon as that is done (~0.1 s), this is only the bound.
 TRACKED_STOP_GRACE_S = 2.0
-
-# Every job with a live worker: at interpreter exit their processes are ended (the workers also end
-# themselves when the pipe to this process closes, e.g. after a SIGKILL).
-_LIVE_JOBS: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
-
-
-SUSPEND_WAIT_S = 5.0  # at exit, how long tracked workers get (all together) to write their final checkpoints
-
-
-@atexit.register
-def _stop_live_jobs() -> None:
-    """At interpreter exit (a server's graceful shutdown): tracked jobs suspend, i.e. write a final resume
-    checkpoint and read "interrupted" in the store, so a restart resumes them without losing a step."""
-    jobs = list(_LIVE_JOBS)
-    for job in jobs:
-        if job.tracking is not None:
-            job._send(("suspend",))
-    deadline = time.monotonic() + SUSPEND_WAIT_S
-    for job in jobs:
-        proc = job._proc
-        if job.tracking is not None and proc is not None:
-            proc.join(max(0.0, deadline - time.monotonic()))
-        job.stop(timeout=0)
-
-
-WORKER_NAME = "mlp-training"
-
-
-def _context() -> multiprocessing.context.BaseContext:
-    """forkserver where there is one: a fresh child forks from a small server that has torch imported
-    (fast to start) instead of from this process, whose threads make fork unsafe; spawn elsewhere."""
-    _skip_main_in_workers()
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        # torch._dynamo: torch.optim imports it on the first optimizer a process builds (~800 modules, 1-2 s
-        # measured here): imported once in the fork server, no worker pays for it.
-        # MLflow's client and SQL store likewise (~1.5 s): a tracked worker's writer thread would otherwise
-        # import them while the first steps train. (A server that never tracks pays it only in this process.)
-        ctx.set_forkserver_preload(
-            ["mlp_core.worker", "torch._dynamo", "mlflow.tracking", "mlflow.store.tracking.sqlalchemy_store"]
-        )
-        return ctx
-    return multiprocessing.get_context("spawn")
-
-
-def warm_up() -> None:
-    """Start the process that forks workers now, in the background: a first Start then skips its ~2 s boot."""
-    ctx = _context()
-    if ctx.get_start_method() == "forkserver":
-        threading.Thread(target=mp_forkserver.ensure_running, name="mlp-warm-up", daemon=True).start()
-
-
-def _skip_main_in_workers() -> None:
-    """Workers do not re-import the parent's __main__ (multiprocessing's default for spawn and forkserver).
-
-    They need nothing from it: their entry point is mlp_core.worker.main. And __main__ is whatever
-    launched the server (streamlit's or pytest's script, a user's script without a main guard), which
-    would cost every worker its import time and memory, or run that script again.
-    """
-    original = mp_spawn.get_preparation_data
-    if getattr(original, "_skips_main", False):
-        return
-
-    def get_preparation_data(name: str) -> dict[str, Any]:
-        data = original(name)
-        if name == WORKER_NAME:
-            data.pop("init_main_from_path", None)
-            data.pop("init_main_from_name", None)
-        return data
-
-    get_preparation_data._skips_main = True  # type: ignore[attr-defined]
-    mp_spawn.get_preparation_data = get_preparation_data
 
 
 @dataclass(frozen=True)
@@ -215,6 +150,11 @@ class WeightsAt:
     step: int
 
 
+def _on_link(name: str) -> property:
+    """A TrainingJob attribute that reads and writes the same-named state of its WorkerLink."""
+    return property(lambda job: getattr(job._link, name), lambda job, value: setattr(job._link, name, value))
+
+
 class TrainingJob:
     """One run of the Trainer in a worker process, with start / pause / resume / step N / stop / reset.
 
@@ -254,17 +194,19 @@ class TrainingJob:
         self._final_losses: dict[str, float] | None = None
         self.error_traceback: str | None = None
         self._lock = threading.RLock()
-        self._send_lock = threading.Lock()
-        self._generation = 0  # bumped by reset: a reader of an older worker must not write into this run
-        self._proc: multiprocessing.process.BaseProcess | None = None
-        self._conn: Any = None
-        self._reader: threading.Thread | None = None
-        self._ended = threading.Event()
-        self._ended.set()
-        self._stopping = False
+        self._link = WorkerLink()  # the worker process, its pipe and reader thread (see the properties below)
         self._eval_cache: dict[str, ContextCounts] = {}
         given = None if model is None else {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self._fresh(given, start_step)
+
+    # The worker plumbing's state, kept on the link; readable and settable here as before the link existed.
+    _send_lock = _on_link("send_lock")
+    _generation = _on_link("generation")
+    _proc = _on_link("proc")
+    _conn = _on_link("conn")
+    _reader = _on_link("reader")
+    _ended = _on_link("ended")
+    _stopping = _on_link("stopping")
 
     def _fresh(self, state: dict[str, torch.Tensor] | None, start_step: int) -> None:
         """Idle at start_step with these weights (None: the config's seeded init)."""
@@ -521,8 +463,6 @@ class TrainingJob:
             raise RuntimeError(f"cannot {what} this run: it is {status}, which is final; start a new run (or reset it)")
 
     def _launch(self, budget: int | None) -> None:
-        ctx = _context()
-        parent, child = ctx.Pipe(duplex=True)
         spec = WorkerSpec(
             config=self.config,
             dataset=to_wire(self.dataset),
@@ -535,82 +475,14 @@ class TrainingJob:
             tracking=self.tracking,
             resume_path=self._resume_path,
         )
-        proc = ctx.Process(target=worker_main, args=(child, spec), name=WORKER_NAME, daemon=True)
-        # One event per worker: a reader of an older worker that ends late must not signal this one's end.
-        ended = self._ended = threading.Event()
-        self._stopping = False
-        self._numbers["status"] = RUNNING  # shown at once; the worker confirms within its first chunk
-        self._publish()
-        try:
-            proc.start()
-        except Exception:  # e.g. no process could be started: stay idle, say so
-            parent.close()
-            ended.set()
-            self._numbers["status"] = IDLE
-            self._publish()
-            raise
-        finally:
-            child.close()  # the worker holds its end; ours must close so a dead worker reads as EOF
-        self._proc, self._conn = proc, parent
-        self._resume_path = None  # used by this worker; a later interruption resumes from a newer checkpoint
-        _LIVE_JOBS.add(self)
-        self._reader = threading.Thread(
-            target=self._read, args=(self._generation, proc, parent, ended), name="mlp-job-reader", daemon=True
-        )
-        self._reader.start()
+        self._link.launch(self, spec)
 
     def _send(self, command: tuple) -> None:
-        conn = self._conn
-        if conn is None or not self.live:
-            return
-        try:
-            with self._send_lock:
-                conn.send(command)
-        except (OSError, EOFError, ValueError):  # the worker just ended: the reader reports how
-            pass
-
-    def _read(
-        self, generation: int, proc: multiprocessing.process.BaseProcess, conn: Any, ended: threading.Event
-    ) -> None:
-        final = False
-        try:
-            while not final:
-                update: Update = conn.recv()
-                final = update.final
-                with self._lock:
-                    if generation != self._generation:
-                        return
-                    self._apply(update)
-        except Exception:  # EOF (the worker died), or a message cut short by a kill: the status says which
-            pass
-        finally:
-            proc.join(5.0 if self.tracking is not None else 2.0)  # a tracked one writes to the store after
-            if proc.is_alive():  # sent its last words but hangs on the way out
-                proc.kill()
-                proc.join()
-            conn.close()
-            with self._lock:
-                current = generation == self._generation
-                if current:
-                    if not final:
-                        self._numbers["status"], self._numbers["message"] = self._death(proc.exitcode)
-                    self._publish()
-            ended.set()
-        if current and self.on_finish is not None:
-            self.on_finish(self)
+        self._link.send(command)
 
     def _death(self, exitcode: int | None) -> tuple[str, str]:
-        step = f"{self._numbers['step']:,}"
-        if self._stopping:
-            return STOPPED, f"stopped at step {step}"
-        how = f"was killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exited ({exitcode})"
-        saved = self._numbers["checkpoint_step"]
-        if self.tracking is not None and saved is not None:
-            return INTERRUPTED, (
-                f"interrupted at step {step}: the training process {how} (out of memory?); Resume goes on from "
-                f"step {saved:,}, its last checkpoint"
-            )
-        return ERROR, f"the training process {how} at step {step} (out of memory?); the last weights it sent are kept"
+        n = self._numbers
+        return self._link.death(exitcode, n["step"], n["checkpoint_step"], tracked=self.tracking is not None)
 
     def _apply(self, u: Update) -> None:
         if u.has_numbers:
@@ -679,151 +551,6 @@ class TrainingJob:
 
     def _model(self, state: dict[str, torch.Tensor]) -> MLP:
         return model_from_state(self.dataset.vocab.size, self.config.replace(device="cpu"), state, "cpu")
-
-
-# ---------------------------------------------------------------------- generic task
-T = TypeVar("T")
-
-
-class Cancelled(Exception):
-    """Raised inside a task when its job was cancelled."""
-
-
-@dataclass
-class TaskProgress:
-    done: int = 0
-    total: int = 0
-    status: str = IDLE  # idle, running, finished, stopped, error
-    message: str = ""
-    partial: Any = None  # whatever the task reports so far (e.g. sweep rows)
-
-    @property
-    def fraction(self) -> float:
-        return self.done / self.total if self.total else 0.0
-
-
-@dataclass
-class BackgroundTask(Generic[T]):
-    """Run `fn(report)` in a thread; `report(done, total, partial)` updates progress and raises Cancelled on cancel."""
-
-    fn: Callable[[Callable[[int, int, Any], None]], T]
-    progress: TaskProgress = field(default_factory=TaskProgress)
-    result: T | None = None
-    _cancel: threading.Event = field(default_factory=threading.Event)
-    _thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        """Start (or restart) the task; a restart forgets the previous result and cancellation."""
-        self._cancel.clear()
-        self.result = None
-        self.progress = TaskProgress(status=RUNNING)
-        self._thread = threading.Thread(target=self._run, name="mlp-task", daemon=True)
-        self._thread.start()
-
-    def cancel(self, timeout: float = 1.0) -> None:
-        self._cancel.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        if self._thread is not None:
-            self._thread.join(timeout)
-        return self._thread is None or not self._thread.is_alive()
-
-    def _report(self, done: int, total: int, partial: Any = None) -> None:
-        if self._cancel.is_set():
-            raise Cancelled
-        self.progress = TaskProgress(done, total, RUNNING, "", partial)
-
-    def _run(self) -> None:
-        try:
-            self.result = self.fn(self._report)
-            self.progress = TaskProgress(self.progress.total, self.progress.total, FINISHED, "", self.progress.partial)
-        except Cancelled:
-            self.progress = TaskProgress(self.progress.done, self.progress.total, STOPPED, "cancelled")
-        except Exception as exc:
-            self.progress = TaskProgress(self.progress.done, self.progress.total, ERROR, f"{type(exc).__name__}: {exc}")
-
-
-# ---------------------------------------------------------------------- a task in a worker process
-TASK_POLL_S = 0.1  # how often the server's thread of an in_worker task checks for a cancel
-
-
-def in_worker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[Callable[[int, int, Any], None]], T]:
-    """A `BackgroundTask` function that runs fn(*args, progress=..., **kwargs) in a worker process.
-
-    The process comes from the training jobs' context (`_context()`: forked from the small server that has torch
-    imported) and uses one torch thread; the caller's thread only waits on a pipe and forwards fn's progress
-    (done, total), so a server does none of fn's tensor work. A cancel ends the process within TASK_POLL_S.
-    fn must be picklable (a module-level function); NamesDataset arguments travel with numpy splits.
-    """
-    from .data import NamesDataset
-
-    def run(report: Callable[[int, int, Any], None]) -> T:
-        ctx = _context()
-        parent, child = ctx.Pipe(duplex=True)
-        wire = tuple(to_wire(a) if isinstance(a, NamesDataset) else a for a in args)
-        proc = ctx.Process(target=_task_main, args=(child, fn, wire, kwargs), name=WORKER_NAME, daemon=True)
-        try:
-            proc.start()
-        finally:
-            child.close()  # the process holds its end; ours must close so a dead process reads as EOF
-        done, total = 0, 0
-        try:
-            while True:
-                report(done, total, proc.pid)  # raises Cancelled after a cancel
-                if not parent.poll(TASK_POLL_S):
-                    continue
-                try:
-                    kind, *payload = parent.recv()
-                except EOFError:
-                    proc.join(1.0)
-                    raise RuntimeError(f"the worker process ended unexpectedly (exit code {proc.exitcode})") from None
-                if kind == "progress":
-                    done, total = payload
-                elif kind == "result":
-                    return payload[0]
-                else:
-                    raise RuntimeError(payload[0])
-        finally:
-            parent.close()  # the process ends itself when its pipe closes; terminate it now anyway
-            if proc.is_alive():
-                proc.terminate()
-                proc.join(1.0)
-            if proc.is_alive():
-                proc.kill()
-                proc.join()
-
-    return run
-
-
-def _task_main(conn: Any, fn: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> None:
-    """Entry point of an in_worker process: run fn, send its progress and its result (or its error) back."""
-    import os
-
-    from .data import NamesDataset
-    from .worker import from_wire
-
-    def orphaned() -> None:  # the server is gone (or cancelled us): nobody is left to work for
-        try:
-            while True:
-                conn.recv()
-        except (EOFError, OSError):
-            os._exit(0)
-
-    threading.Thread(target=orphaned, name="mlp-task-listen", daemon=True).start()
-    torch.set_num_threads(1)
-
-    def progress(done: int, total: int) -> None:
-        conn.send(("progress", int(done), int(total)))
-
-    args = tuple(from_wire(a) if isinstance(a, NamesDataset) else a for a in args)
-    try:
-        result = fn(*args, progress=progress, **kwargs)
-    except Exception as exc:  # shown as the task's error; the server never sees a traceback
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
-    else:
-        conn.send(("result", result))
 
 
 __all__ = [

@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
-from .job import INTERRUPTED, RUNNING, BackgroundTask, TrainingJob, warm_up
+from .job import INTERRUPTED, RUNNING, TrainingJob
+from .processes import warm_up
 from .recorder import Tracking
 from .store import TAG, RunRecord, RunStore, StoreError, owner_tag, run_params
+from .tasks import BackgroundTask
 
 if TYPE_CHECKING:
     from .data import NamesDataset

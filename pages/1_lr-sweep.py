@@ -4,9 +4,10 @@ import streamlit as st
 
 from dashboard import actions, charts, datasets, layout, state
 from mlp_core.data import DatasetError
-from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED, BackgroundTask
+from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED
 from mlp_core.lr_sweep import lr_range_test
 from mlp_core.registry import CapacityError
+from mlp_core.tasks import BackgroundTask
 
 layout.setup_page()
 st.title("Learning-rate range test")

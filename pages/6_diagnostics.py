@@ -12,9 +12,10 @@ from dashboard import diagnostics_charts as dc
 from mlp_core.config import TrainConfig
 from mlp_core.data import DatasetError, NamesDataset
 from mlp_core.diagnostics import DiagnosticsPoint, init_verdict, overfit_one_batch, probe, probe_batch
-from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED, BackgroundTask, in_worker
+from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED
 from mlp_core.model import MLP, build_model
 from mlp_core.registry import CapacityError
+from mlp_core.tasks import BackgroundTask, in_worker
 
 PLOT = {"displaylogo": False}
 
