@@ -6,7 +6,7 @@ import json
 from test_alphabet import MIXED, cjk_names
 from test_app import app, clean_caches, fresh_registry, run_of, texts, train_tiny  # noqa: F401 (fixtures)
 
-from dashboard import embedding_charts, state
+from dashboard import embedding_charts, sidebar, state
 
 EMBEDDINGS, SAMPLE = "pages/2_embeddings.py", "pages/4_sample.py"
 
@@ -109,3 +109,33 @@ def test_a_mixed_script_upload_samples_and_scores():
     at.switch_page(EMBEDDINGS).run()
     labels = {a["text"] for a in chart(at, "embedding_chart")["layout"]["annotations"]}
     assert {"Ε", "민", "さ", "王", "␣"} <= labels  # few enough characters: every one labelled
+
+
+def test_an_upload_with_capitals_offers_lower_casing_and_scoring_names_the_case():
+    from mlp_core.data import builtin_words
+
+    words = [w.capitalize() for w in builtin_words()[:400]]
+    at = upload(app(), "Caps.txt", words)
+    # Case doubles the alphabet: the sidebar says so and offers the lower-cased alphabet.
+    n_caps = len(set("".join(words))) + 1
+    captions = texts(at.sidebar.caption)
+    assert f"{len(words):,} words · {n_caps} tokens" in captions
+    assert f"alphabet has **{n_caps} tokens**" in captions and "Lower-cased it would have 27" in captions
+    # Trained as written, scoring a lower-case name says why its first letter gets p ≈ 0.
+    at = train_tiny(at, hp_steps=30, hp_eval_every=30)
+    at.switch_page(SAMPLE).run()
+    at.text_input(key=state.SCORE_WORD).set_value("anna").run()
+    hint = texts(at.warning)
+    assert "Case matters" in hint and "'Anna'" in hint and "lower-case the words at upload" in hint
+    at.text_input(key=state.SCORE_WORD).set_value("Anna").run()
+    assert "Case matters" not in texts(at.warning)
+    # Lower-cased at upload: 27 tokens, the words the run trains on are lower-case.
+    at.checkbox(key=sidebar.DATA_LOWERCASE).check().run()
+    assert "(lower-cased) · 27 tokens" in texts(at.sidebar.caption)
+    assert "`. a b c d e f g h i j k l m n o p q r s t u v w x y z`" in texts(at.sidebar.caption)
+    assert run_of(at).upload[2][0] == words[0].lower()
+    at = train_tiny(at, hp_steps=30, hp_eval_every=30)
+    assert run_of(at).job.dataset.vocab.size == 27
+    at.switch_page(SAMPLE).run()
+    at.text_input(key=state.SCORE_WORD).set_value("anna").run()
+    assert "Case matters" not in texts(at.warning)
