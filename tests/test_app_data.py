@@ -4,7 +4,7 @@ case folding, held-out names, and a 5,000-character CJK upload through both page
 import json
 
 from test_alphabet import MIXED, cjk_names
-from test_app import app, clean_caches, fresh_registry, run_of, texts, train_tiny  # noqa: F401 (fixtures)
+from test_app import TINY, app, clean_caches, fresh_registry, run_of, texts, train_tiny, wait_for  # noqa: F401 (fixtures)
 
 from dashboard import embedding_charts, sidebar, state
 
@@ -139,3 +139,31 @@ def test_an_upload_with_capitals_offers_lower_casing_and_scoring_names_the_case(
     at.switch_page(SAMPLE).run()
     at.text_input(key=state.SCORE_WORD).set_value("anna").run()
     assert "Case matters" not in texts(at.warning)
+
+
+def test_the_embedding_slider_follows_a_live_run_unless_moved_back():
+    at = app()
+    for key, value in {**TINY, "hp_steps": 64_000}.items():  # a snapshot every 1,000 steps
+        at.number_input(key=key).set_value(value)
+    at.button(key="btn_start").click().run()
+    job = run_of(at).job
+
+    def newest() -> int:
+        return job.snapshot().embeddings[-1].step
+
+    wait_for(lambda: newest() > 0)
+    at.switch_page(EMBEDDINGS).run()
+    shown = at.select_slider(key=state.EMB_STEP).value
+    assert shown > 0 and "the slider follows the newest one" in texts(at.caption)
+    # A newer snapshot arrives: the slider, left at the newest, moves on to it (and the chart with it).
+    wait_for(lambda: newest() > shown)
+    at.run()
+    followed = at.select_slider(key=state.EMB_STEP).value
+    assert followed > shown
+    assert f"at step {followed:,}" in chart(at, "embedding_chart")["layout"]["title"]["text"]
+    # Moved back to the start: it stays there while newer snapshots arrive.
+    at.select_slider(key=state.EMB_STEP).set_value(0).run()
+    wait_for(lambda: newest() > followed)
+    at.run()
+    assert at.select_slider(key=state.EMB_STEP).value == 0
+    job.stop()
