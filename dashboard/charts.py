@@ -507,6 +507,22 @@ def lr_sweep_figure(
     y_range = sweep_y_range(losses, smoothed)
     if y_range is not None:
         fig.update_yaxes(range=y_range)
+        finite = losses[np.isfinite(losses)]
+        blown = not np.isfinite(losses).all() or (len(finite) and finite.max() > y_range[1])
+        if blown:
+            peak = f"{finite.max():.3g}" if len(finite) else "inf"
+            fig.add_annotation(
+                x=1,
+                y=1,
+                xref="paper",
+                yref="paper",
+                xanchor="right",
+                yanchor="bottom",
+                showarrow=False,
+                text=f"↑ blow-up off the top: the loss reaches {peak}"
+                + ("" if np.isfinite(losses).all() else " then NaN/inf"),
+                font={"size": FONT_SIZE, "color": RED},
+            )
     return fig
 
 
@@ -515,6 +531,8 @@ def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> lis
 
     The loss explodes at the largest lrs (with adamw to ~40 while the valley is 2.3-3.3): a range that fit
     the explosion would flatten the valley into a line. The start level is the median of the first 5% of steps.
+    The top is at least 30% above the lowest loss, so the blow-up's start is on the chart even when the loss
+    starts near its minimum (AdamW, whose loss has already fallen in the first steps of the lecture's range).
     """
     curve = np.asarray(smoothed if smoothed is not None else losses, dtype=np.float64)
     finite = curve[np.isfinite(curve)]
@@ -524,7 +542,7 @@ def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> lis
         return None
     start = float(np.median(finite[: max(1, len(finite) // 20)]))
     lo = float(min(finite.min(), np.percentile(raw, 1)))
-    hi = min(float(raw.max()), max(start, float(finite.min()) * 1.05) * 1.1)
+    hi = min(float(raw.max()), max(start, float(finite.min()) * 1.3) * 1.1)
     pad = 0.05 * max(hi - lo, 1e-6)
     return [lo - pad, hi + pad]
 

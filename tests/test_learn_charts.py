@@ -83,3 +83,29 @@ def test_the_train_chart_gives_its_height_to_the_losses_not_the_band():
 def test_the_smoothed_curve_does_not_jump_at_the_last_step():
     curve = curve_with_wide_band()
     assert abs(curve.smoothed[-1] - curve.smoothed[-2]) < 0.02  # the one-step last bucket is weighed as one step
+
+
+def test_the_lr_sweep_chart_keeps_the_blow_up_it_describes_on_the_chart():
+    # AdamW on the lecture's range: the loss has already fallen in the first steps (start ≈ 2.6, lowest 2.2 at
+    # 10^-2.62), then climbs to ~19: a top at 2.85 hid the whole blow-up.
+    exps = np.linspace(-3, 0, 1000)
+    losses = 2.2 + 0.4 * ((exps + 2.62) / 0.4) ** 2
+    losses = np.where(exps < -2.62, 2.2 + 0.4 * (exps + 2.62) ** 2 / 0.15, losses)
+    fig = charts.lr_sweep_figure(exps, losses, losses, -2.62)
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= 2.2 and hi >= 2.2 * 1.3  # room above the valley for the curve to turn up
+    on_chart = exps[(losses > 2.2 * 1.1) & (losses < hi) & (exps > -2.62)]
+    assert len(on_chart) > 20  # the climb is drawn, then leaves through the top
+    assert any("blow-up off the top" in a.text and f"{losses.max():.3g}" in a.text for a in fig.layout.annotations)
+    # A sweep whose loss stays on the chart says nothing of a blow-up.
+    calm = charts.lr_sweep_figure(exps, 3 - 0.1 * exps, None)
+    assert not any("blow-up" in (a.text or "") for a in calm.layout.annotations)
+
+
+def test_the_lr_sweep_range_follows_the_optimizer():
+    from mlp_core.lr_sweep import at_left_edge, default_range
+
+    assert default_range("sgd") == (-3.0, 0.0)  # the lecture's
+    lo, hi = default_range("adamw")
+    assert lo <= -2.62 - 1 and hi >= -2.62 + 1  # AdamW's valley (10^-2.62) well inside, not at the left edge
+    assert at_left_edge(np.linspace(-3, 0, 1000), -2.9) and not at_left_edge(np.linspace(lo, hi, 1000), -2.62)
