@@ -350,7 +350,46 @@ def train_dev_figure(evals: Sequence, title: str = "Train vs dev loss at each ev
             hovertemplate="step %{x:,}<br>dev %{y:.4f}<extra></extra>",
         )
     )
-    return _layout(fig, title, "training step", "loss (nats per character)", height=460)
+    _layout(fig, title, "training step", "loss (nats per character)", height=460)
+    y_range = train_dev_y_range(evals)
+    if y_range is not None:
+        fig.update_yaxes(range=y_range)
+        peak = max(v for e in evals for v in (e.train_loss, e.dev_loss) if math.isfinite(v))
+        fig.add_annotation(
+            x=1,
+            y=1,
+            xref="paper",
+            yref="paper",
+            xanchor="right",
+            yanchor="top",
+            showarrow=False,
+            text=f"↑ the first evaluations (up to {peak:.3g}) run off the top: the height goes to the gap now",
+            font={"size": FONT_SIZE - 1, "color": GREY},
+        )
+    return fig
+
+
+def train_dev_y_range(evals: Sequence) -> list[float] | None:
+    """A y range that gives the height to where train and dev are now, not to the first evaluations.
+
+    The first evaluations of a run (3.3, then 2.6) would set a 2-4 axis and squeeze the gap of the later ones
+    (2.12 vs 2.17) into one line. The range runs from the lowest loss to the highest of the later half of the
+    evaluations plus 1.5 times that span; the early points above it leave through the top. None (autoscale) when
+    nothing is off the chart or there are too few evaluations.
+    """
+    if len(evals) < 4:
+        return None
+    both = [[v for v in (e.train_loss, e.dev_loss) if math.isfinite(v)] for e in evals]
+    every = [v for pair in both for v in pair]
+    recent = [v for pair in both[len(both) // 2 :] for v in pair]
+    if not recent:
+        return None
+    lo, top = min(every), max(recent)
+    span = max(top - lo, 0.01 * abs(lo), 1e-3)
+    hi = top + 1.5 * span
+    if max(every) <= hi:
+        return None
+    return [lo - 0.1 * span, hi]
 
 
 OVERLAY_X = ("step", "fraction", "time")  # the overlay's x axes

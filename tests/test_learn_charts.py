@@ -109,3 +109,21 @@ def test_the_lr_sweep_range_follows_the_optimizer():
     lo, hi = default_range("adamw")
     assert lo <= -2.62 - 1 and hi >= -2.62 + 1  # AdamW's valley (10^-2.62) well inside, not at the left edge
     assert at_left_edge(np.linspace(-3, 0, 1000), -2.9) and not at_left_edge(np.linspace(lo, hi, 1000), -2.62)
+
+
+def test_train_vs_dev_gives_the_height_to_the_gap_now_not_the_first_evaluations():
+    # The lecture run: 3.3 and 2.6 at the first evaluations, then train ~2.12 and dev ~2.17.
+    train = [3.3, 2.6, 2.35, 2.25, 2.2, 2.16, 2.14, 2.12]
+    dev = [3.3, 2.62, 2.38, 2.29, 2.24, 2.2, 2.18, 2.17]
+    evals = [
+        SimpleNamespace(step=1000 * i, train_loss=t, dev_loss=d)
+        for i, (t, d) in enumerate(zip(train, dev, strict=True))
+    ]
+    fig = charts.train_dev_figure(evals)
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= 2.12 and hi < 2.6  # a 2-4 axis made the last gap (0.05 nats) a sliver
+    assert (dev[-1] - train[-1]) / (hi - lo) > 0.08  # the gap now has a visible share of the height
+    assert any("run off the top" in a.text and "3.3" in a.text for a in fig.layout.annotations)
+    # A curve that fits its range is left to autoscale.
+    flat = [SimpleNamespace(step=i, train_loss=2.2 - 0.01 * i, dev_loss=2.25 - 0.01 * i) for i in range(6)]
+    assert charts.train_dev_figure(flat).layout.yaxis.range is None
