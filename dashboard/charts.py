@@ -350,7 +350,46 @@ def train_dev_figure(evals: Sequence, title: str = "Train vs dev loss at each ev
             hovertemplate="step %{x:,}<br>dev %{y:.4f}<extra></extra>",
         )
     )
-    return _layout(fig, title, "training step", "loss (nats per character)", height=460)
+    _layout(fig, title, "training step", "loss (nats per character)", height=460)
+    y_range = train_dev_y_range(evals)
+    if y_range is not None:
+        fig.update_yaxes(range=y_range)
+        peak = max(v for e in evals for v in (e.train_loss, e.dev_loss) if math.isfinite(v))
+        fig.add_annotation(
+            x=1,
+            y=1,
+            xref="paper",
+            yref="paper",
+            xanchor="right",
+            yanchor="top",
+            showarrow=False,
+            text=f"↑ the first evaluations (up to {peak:.3g}) run off the top: the height goes to the gap now",
+            font={"size": FONT_SIZE - 1, "color": GREY},
+        )
+    return fig
+
+
+def train_dev_y_range(evals: Sequence) -> list[float] | None:
+    """A y range that gives the height to where train and dev are now, not to the first evaluations.
+
+    The first evaluations of a run (3.3, then 2.6) would set a 2-4 axis and squeeze the gap of the later ones
+    (2.12 vs 2.17) into one line. The range runs from the lowest loss to the highest of the later half of the
+    evaluations plus 1.5 times that span; the early points above it leave through the top. None (autoscale) when
+    nothing is off the chart or there are too few evaluations.
+    """
+    if len(evals) < 4:
+        return None
+    both = [[v for v in (e.train_loss, e.dev_loss) if math.isfinite(v)] for e in evals]
+    every = [v for pair in both for v in pair]
+    recent = [v for pair in both[len(both) // 2 :] for v in pair]
+    if not recent:
+        return None
+    lo, top = min(every), max(recent)
+    span = max(top - lo, 0.01 * abs(lo), 1e-3)
+    hi = top + 1.5 * span
+    if max(every) <= hi:
+        return None
+    return [lo - 0.1 * span, hi]
 
 
 OVERLAY_X = ("step", "fraction", "time")  # the overlay's x axes
@@ -507,6 +546,22 @@ def lr_sweep_figure(
     y_range = sweep_y_range(losses, smoothed)
     if y_range is not None:
         fig.update_yaxes(range=y_range)
+        finite = losses[np.isfinite(losses)]
+        blown = not np.isfinite(losses).all() or (len(finite) and finite.max() > y_range[1])
+        if blown:
+            peak = f"{finite.max():.3g}" if len(finite) else "inf"
+            fig.add_annotation(
+                x=1,
+                y=1,
+                xref="paper",
+                yref="paper",
+                xanchor="right",
+                yanchor="bottom",
+                showarrow=False,
+                text=f"↑ blow-up off the top: the loss reaches {peak}"
+                + ("" if np.isfinite(losses).all() else " then NaN/inf"),
+                font={"size": FONT_SIZE, "color": RED},
+            )
     return fig
 
 
@@ -515,6 +570,8 @@ def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> lis
 
     The loss explodes at the largest lrs (with adamw to ~40 while the valley is 2.3-3.3): a range that fit
     the explosion would flatten the valley into a line. The start level is the median of the first 5% of steps.
+    The top is at least 30% above the lowest loss, so the blow-up's start is on the chart even when the loss
+    starts near its minimum (AdamW, whose loss has already fallen in the first steps of the lecture's range).
     """
     curve = np.asarray(smoothed if smoothed is not None else losses, dtype=np.float64)
     finite = curve[np.isfinite(curve)]
@@ -524,7 +581,7 @@ def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> lis
         return None
     start = float(np.median(finite[: max(1, len(finite) // 20)]))
     lo = float(min(finite.min(), np.percentile(raw, 1)))
-    hi = min(float(raw.max()), max(start, float(finite.min()) * 1.05) * 1.1)
+    hi = min(float(raw.max()), max(start, float(finite.min()) * 1.3) * 1.1)
     pad = 0.05 * max(hi - lo, 1e-6)
     return [lo - pad, hi + pad]
 

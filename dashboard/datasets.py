@@ -89,6 +89,25 @@ def dataset_for(
     return _dataset(key, block_size, split_seed, vocab.chars if vocab is not None else None, words)
 
 
+def has_capitals(words) -> bool:
+    """True when some word has a letter that lower-casing changes ('Anna': 'A' and 'a' are two tokens)."""
+    chars = set("".join(words))
+    return any(ch.lower() != ch for ch in chars)
+
+
+def lowercased(upload: tuple[str, str, tuple[str, ...]]) -> tuple[str, str, tuple[str, ...]]:
+    """An upload with every word lower-cased (its own cache key: the sha256 with a suffix)."""
+    name, digest, words = upload
+    return name, f"{digest}+lower", tuple(w.lower() for w in words)
+
+
+def alphabet(words, limit: int = 80) -> tuple[int, str]:
+    """(token count with the '.' marker, the characters as text) of a word list; a long alphabet is cut with '…'."""
+    chars = sorted(set("".join(words)))
+    shown = " ".join([".", *chars[:limit]]) + (" …" if len(chars) > limit else "")
+    return len(chars) + 1, shown
+
+
 def read_upload(name: str, raw: bytes) -> tuple[str, str, tuple[str, ...]]:
     """Validate an uploaded word list: (file name, sha256, words); DatasetError if it cannot be used."""
     words = data.parse_words(raw, source=name)

@@ -32,6 +32,8 @@ HEAVY_RUN_S = 15 * 60  # Start asks for a second click before a run estimated to
 # Below this many steps and seconds, a speed is a first rough figure and no time left is promised.
 MIN_STEPS_FOR_ETA, MIN_SECONDS_FOR_ETA = 20, 5.0
 IDLE_REFRESH_S = 2.0  # the status checks this often while nothing trains: another tab may act on the run
+UPLOAD_AS_READ = "data_upload_as_read"  # the last good upload as in the file: lower-casing derives from it
+DATA_LOWERCASE = "data_lowercase"  # the "Lower-case the words" checkbox of an upload with capitals
 
 
 def render(run: Run, settings: Settings) -> None:
@@ -365,8 +367,10 @@ def _dataset(run: Run, settings: Settings) -> None:
             st.error(str(exc))
             return
         n_train, n_dev, n_test = len(ds.train_words), len(ds.dev_words), len(ds.test_words)
+        lowered = source == "upload" and run.upload[1].endswith("+lower")
         st.caption(
-            f"{len(ds.words):,} words · {ds.vocab.size:,} tokens · split {n_train:,} / {n_dev:,} / {n_test:,} words"
+            f"{len(ds.words):,} words{' (lower-cased)' if lowered else ''} · {ds.vocab.size:,} tokens · "
+            f"split {n_train:,} / {n_dev:,} / {n_test:,} words"
         )
         if n_dev < SMALL_DEV_WORDS:
             st.warning(
@@ -385,17 +389,44 @@ def _upload(run: Run) -> None:
         if seen is None or seen[0] != uploaded.file_id:
             # Validate each new file once; its error stays on screen while it is the chosen file.
             try:
-                run.upload = datasets.read_upload(uploaded.name, uploaded.getvalue())
+                run.upload = ss[UPLOAD_AS_READ] = datasets.read_upload(uploaded.name, uploaded.getvalue())
                 ss[state.UPLOAD_RESULT] = (uploaded.file_id, "")
             except DatasetError as exc:
                 ss[state.UPLOAD_RESULT] = (uploaded.file_id, f"Upload rejected: {exc}")
         if ss[state.UPLOAD_RESULT][1]:
             st.error(ss[state.UPLOAD_RESULT][1])
+    _case_choice(run)
     if run.upload is not None and _rejected_upload():
         # The last good file is kept (a bad upload loses nothing) but Start never trains it in the rejected one's place.
         st.caption(f"Kept the last good file, {run.upload[0]}: remove the rejected file above (×) to train on it.")
     elif run.upload is not None:
         st.caption(f"Training on {run.upload[0]} (an upload cannot travel in a link).")
+
+
+def _case_choice(run: Run) -> None:
+    """For an upload with capitals: say that case doubles the alphabet and offer to lower-case the words."""
+    as_read = st.session_state.get(UPLOAD_AS_READ)
+    if as_read is None or run.upload is None or run.upload[1] not in (as_read[1], f"{as_read[1]}+lower"):
+        return
+    if not datasets.has_capitals(as_read[2]):
+        return
+    lower = datasets.lowercased(as_read)
+    n_as_read, _ = datasets.alphabet(as_read[2])
+    n_lower, shown = datasets.alphabet(lower[2])
+    on = st.checkbox(
+        f"Lower-case the words ({n_as_read} → {n_lower} tokens)",
+        key=DATA_LOWERCASE,
+        help="As written, 'A' and 'a' are two different characters to the model: each is learned on its own, "
+        "and a name scored in the other case looks almost impossible",
+    )
+    run.upload = lower if on else as_read
+    if on:
+        st.caption(f"Lower-cased: {n_lower} tokens: `{shown}`")
+    else:
+        st.caption(
+            f"These words use capitals: as written the alphabet has **{n_as_read} tokens** ('A' and 'a' are two "
+            f"characters the model learns apart). Lower-cased it would have {n_lower}: `{shown}`"
+        )
 
 
 # ---------------------------------------------------------------------- hyperparameters

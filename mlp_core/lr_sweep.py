@@ -26,6 +26,21 @@ if TYPE_CHECKING:
 
 ProgressFn = Callable[[int, int, object], None]
 
+# The default sweep range per optimizer, log10(lr): the lecture's 10^-3..10^0 suits SGD; AdamW's good rates
+# are ~100x smaller (1e-3..1e-2), so on the lecture's range its valley sits at the left edge.
+DEFAULT_RANGES = {"sgd": (-3.0, 0.0), "adamw": (-5.0, -1.0)}
+
+
+def default_range(optimizer: str) -> tuple[float, float]:
+    """(from, to) log10(lr) where this optimizer's valley and blow-up both fall inside."""
+    return DEFAULT_RANGES.get(optimizer, DEFAULT_RANGES["sgd"])
+
+
+def at_left_edge(exponents: np.ndarray, suggested_exponent: float) -> bool:
+    """True when the suggestion lies in the first 5% of the range: the valley may start below it."""
+    lo, hi = float(exponents[0]), float(exponents[-1])
+    return suggested_exponent <= lo + 0.05 * (hi - lo)
+
 
 @dataclass(frozen=True)
 class LRSweepResult:

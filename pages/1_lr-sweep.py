@@ -5,7 +5,7 @@ import streamlit as st
 from dashboard import actions, charts, datasets, layout, state
 from mlp_core.data import DatasetError
 from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED
-from mlp_core.lr_sweep import lr_range_test
+from mlp_core.lr_sweep import at_left_edge, default_range, lr_range_test
 from mlp_core.registry import CapacityError
 from mlp_core.tasks import BackgroundTask
 
@@ -20,11 +20,33 @@ st.markdown(
 run = state.current_run()
 settings = state.current_settings()
 
+SWEEP_DEFAULT = "sweep_default_range"  # the (from, to) last filled in for the optimizer: replaced when it changes
+
+# The range follows the optimizer (AdamW's valley is ~100x lower than SGD's) until the user types their own.
+ss = st.session_state
+wanted = default_range(settings.config.optimizer)
+if ss.get(SWEEP_DEFAULT) != wanted and (ss.get(state.SWEEP_FROM), ss.get(state.SWEEP_TO)) in (
+    ss.get(SWEEP_DEFAULT),
+    (None, None),
+):
+    ss[state.SWEEP_FROM], ss[state.SWEEP_TO] = wanted
+ss[SWEEP_DEFAULT] = wanted
+
 c1, c2, c3 = st.columns(3)
 # No min/max on the inputs (a browser keeps an out-of-range number on screen without sending it): checked on click.
 LIMITS = {"From log10(lr)": (-8.0, 1.0), "To log10(lr)": (-7.0, 2.0), "Steps (one per lr)": (20, 5000)}
-lo = c1.number_input("From log10(lr)", value=-3.0, step=0.5, key=state.SWEEP_FROM, help="-8 to 1")
-hi = c2.number_input("To log10(lr)", value=0.0, step=0.5, key=state.SWEEP_TO, help="-7 to 2")
+lo = c1.number_input(
+    "From log10(lr)",
+    step=0.5,
+    key=state.SWEEP_FROM,
+    help=f"-8 to 1 (default for {settings.config.optimizer}: {wanted[0]:g})",
+)
+hi = c2.number_input(
+    "To log10(lr)",
+    step=0.5,
+    key=state.SWEEP_TO,
+    help=f"-7 to 2 (default for {settings.config.optimizer}: {wanted[1]:g})",
+)
 num = c3.number_input("Steps (one per lr)", value=1000, step=100, key=state.SWEEP_STEPS, help="20 to 5,000")
 range_errors = [state.range_error(label, v, *LIMITS[label]) for label, v in zip(LIMITS, (lo, hi, num), strict=True)]
 range_errors = [e for e in range_errors if e]
@@ -88,6 +110,12 @@ elif sweep is not None:
         )
         lr = float(f"{r.suggested_lr:.3g}")
         st.success(f"Suggested learning rate: **{lr:g}** (10^{r.suggested_exponent:.2f}). Rule: {r.rule}.")
+        if at_left_edge(r.exponents, r.suggested_exponent):
+            st.warning(
+                f"The suggestion is at the left edge of the range (10^{r.exponents[0]:g}): the valley may go on below "
+                "it. Lower **From log10(lr)** and sweep again.",
+                icon=":material/first_page:",
+            )
         if run.sweep_config is not None:
             st.caption(f"Swept with: {charts.run_caption(run.sweep_config)}, init {run.sweep_config.init}.")
         st.button("Use this LR", key="btn_use_lr", type="primary", on_click=use_lr, args=(lr,))

@@ -6,6 +6,8 @@ import streamlit as st
 
 from dashboard import analysis, datasets, embedding_charts, layout, state
 
+EMB_LATEST = "emb_latest_step"  # the newest snapshot's step at the last draw: a slider left there follows new ones
+
 layout.setup_page()
 st.title("Character embeddings")
 run = state.current_run()
@@ -14,12 +16,14 @@ if run.job is None:
     st.stop()
 
 job = run.job
-snaps = job.snapshot().embeddings
+snap = job.snapshot()
+snaps = snap.embeddings
 labels = list(job.dataset.vocab.itos)
 dim = snaps[-1].weights.shape[1]
 st.caption(
     f"Run {run.job_label}: {len(labels):,} characters × {dim} dimensions. {len(snaps)} snapshots of C so far "
-    "(taken evenly over the run); the page picks up new ones whenever you interact with it."
+    "(taken evenly over the run)"
+    + ("; while it trains, the slider follows the newest one unless you move it back." if snap.active else ".")
 )
 
 mode = "raw"
@@ -41,8 +45,26 @@ if mode == "raw" and dim >= 2:
     dy = c2.selectbox("y: dimension", range(dim), index=1, key=state.EMB_DIM_Y)
 
 steps = [s.step for s in snaps]
-if st.session_state.get(state.EMB_STEP) not in steps:
-    st.session_state[state.EMB_STEP] = steps[-1]  # new run, or snapshots thinned out: show the latest
+ss = st.session_state
+if ss.get(state.EMB_STEP) not in steps or ss.get(state.EMB_STEP) == ss.get(EMB_LATEST):
+    # A new run, snapshots thinned out, or the slider was at the newest snapshot: show the newest one now
+    # (a slider moved back to an earlier step stays there).
+    ss[state.EMB_STEP] = steps[-1]
+ss[EMB_LATEST] = steps[-1]
+
+
+def follow(run_id: str, shown: int) -> None:
+    """While the run trains: a full rerun when a newer snapshot exists and the slider is on the newest one."""
+    run = state.run_by_id(run_id)
+    if run is None or run.job is not job:
+        return
+    latest = job.snapshot().embeddings[-1].step
+    if latest != shown and st.session_state.get(state.EMB_STEP) == shown:
+        st.rerun()
+
+
+if snap.active:
+    st.fragment(follow, run_every=state.REFRESH_S)(run.run_id, steps[-1])
 step = st.select_slider(
     "Snapshot (training step)",
     options=steps,

@@ -123,8 +123,31 @@ if st.session_state.get(state.SCORE_WORD, "emma") == "emma" and not set("emma") 
     # The lecture's example means nothing in another alphabet: start from one of the data's own names.
     st.session_state[state.SCORE_WORD] = min(choice.held_out_words or choice.train_words or {""})
 word = st.text_input("Type a name", value="emma", key=state.SCORE_WORD, max_chars=32)
+
+
+def case_hint(word: str) -> str:
+    """When the data starts its words in the other case than this word does, say so ("" otherwise)."""
+    words = choice.train_words or choice.held_out_words
+    first, other = word[:1], word[:1].swapcase()
+    if not words or len(other) != 1 or other == first or other not in choice.vocab.stoi:
+        return ""
+    cased = [w[0] for w in words if w[:1].lower() != w[:1].upper()]  # words that start with a cased letter
+    same = sum(c.isupper() == first.isupper() for c in cased)
+    if len(cased) - same < 10 * max(same, 1):
+        return ""
+    theirs, yours = ("an upper-case", "a lower-case") if first.islower() else ("a lower-case", "an upper-case")
+    fixed = other + word[1:]
+    return (
+        f"Case matters to this model: {len(cased) - same:,} of the data's {len(cased):,} words start with {theirs} "
+        f"letter and {same:,} with {yours} one, so '{first}' as a first letter looks very unlikely to it "
+        f"(p('{first}') ≈ 0). Try '{fixed}', or lower-case the words at upload (sidebar: Dataset) and train again."
+    )
+
+
 if word:
     word = folded(word)
+    if hint := case_hint(word):
+        st.warning(hint, icon=":material/match_case:")
     try:
         score = score_word(choice.model, choice.vocab, word)
         st.plotly_chart(

@@ -274,3 +274,14 @@ def test_a_sweep_that_beats_nothing_says_so(tmp_path, monkeypatch):
     lines = [a["text"] for a in chart(at, "sweep_curves_chart")["layout"]["annotations"]]
     assert any(t.startswith("uniform guessing") for t in lines) and "your run (sidebar)" in lines
     assert any("bigram" in t for t in lines) and any("lecture" in t for t in lines)
+
+
+def test_the_lr_sweep_range_follows_the_optimizer_until_typed():
+    at = app()
+    at.switch_page("pages/1_lr-sweep.py").run()
+    assert (at.number_input(key=state.SWEEP_FROM).value, at.number_input(key=state.SWEEP_TO).value) == (-3.0, 0.0)
+    at.selectbox(key="hp_optimizer").set_value("adamw").run()
+    assert (at.number_input(key=state.SWEEP_FROM).value, at.number_input(key=state.SWEEP_TO).value) == (-5.0, -1.0)
+    at.number_input(key=state.SWEEP_FROM).set_value(-4.5).run()  # the user's own range stays
+    at.selectbox(key="hp_optimizer").set_value("sgd").run()
+    assert at.number_input(key=state.SWEEP_FROM).value == -4.5

@@ -269,7 +269,9 @@ def test_ctrl_c_during_cli_training_keeps_the_old_checkpoint(tmp_path, tiny_word
     monkeypatch.setattr(cli.Trainer, "advance", interrupted)
     argv = ["train", "--data", str(words), "--hidden", "16", "--steps", "100000", "--eval-every", "10"]
     assert cli.main([*argv, "--quiet", "--out", str(out)]) == 130
-    assert capsys.readouterr().err.strip() == "interrupted"
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1] == "interrupted"  # after the run store's line: how to resume this run (train --resume RUN_ID)
+    assert len(err) == 2 and "train --resume" in err[0]
     assert out.read_bytes() == before
 
 

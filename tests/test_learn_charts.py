@@ -83,3 +83,47 @@ def test_the_train_chart_gives_its_height_to_the_losses_not_the_band():
 def test_the_smoothed_curve_does_not_jump_at_the_last_step():
     curve = curve_with_wide_band()
     assert abs(curve.smoothed[-1] - curve.smoothed[-2]) < 0.02  # the one-step last bucket is weighed as one step
+
+
+def test_the_lr_sweep_chart_keeps_the_blow_up_it_describes_on_the_chart():
+    # AdamW on the lecture's range: the loss has already fallen in the first steps (start ≈ 2.6, lowest 2.2 at
+    # 10^-2.62), then climbs to ~19: a top at 2.85 hid the whole blow-up.
+    exps = np.linspace(-3, 0, 1000)
+    losses = 2.2 + 0.4 * ((exps + 2.62) / 0.4) ** 2
+    losses = np.where(exps < -2.62, 2.2 + 0.4 * (exps + 2.62) ** 2 / 0.15, losses)
+    fig = charts.lr_sweep_figure(exps, losses, losses, -2.62)
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= 2.2 and hi >= 2.2 * 1.3  # room above the valley for the curve to turn up
+    on_chart = exps[(losses > 2.2 * 1.1) & (losses < hi) & (exps > -2.62)]
+    assert len(on_chart) > 20  # the climb is drawn, then leaves through the top
+    assert any("blow-up off the top" in a.text and f"{losses.max():.3g}" in a.text for a in fig.layout.annotations)
+    # A sweep whose loss stays on the chart says nothing of a blow-up.
+    calm = charts.lr_sweep_figure(exps, 3 - 0.1 * exps, None)
+    assert not any("blow-up" in (a.text or "") for a in calm.layout.annotations)
+
+
+def test_the_lr_sweep_range_follows_the_optimizer():
+    from mlp_core.lr_sweep import at_left_edge, default_range
+
+    assert default_range("sgd") == (-3.0, 0.0)  # the lecture's
+    lo, hi = default_range("adamw")
+    assert lo <= -2.62 - 1 and hi >= -2.62 + 1  # AdamW's valley (10^-2.62) well inside, not at the left edge
+    assert at_left_edge(np.linspace(-3, 0, 1000), -2.9) and not at_left_edge(np.linspace(lo, hi, 1000), -2.62)
+
+
+def test_train_vs_dev_gives_the_height_to_the_gap_now_not_the_first_evaluations():
+    # The lecture run: 3.3 and 2.6 at the first evaluations, then train ~2.12 and dev ~2.17.
+    train = [3.3, 2.6, 2.35, 2.25, 2.2, 2.16, 2.14, 2.12]
+    dev = [3.3, 2.62, 2.38, 2.29, 2.24, 2.2, 2.18, 2.17]
+    evals = [
+        SimpleNamespace(step=1000 * i, train_loss=t, dev_loss=d)
+        for i, (t, d) in enumerate(zip(train, dev, strict=True))
+    ]
+    fig = charts.train_dev_figure(evals)
+    lo, hi = fig.layout.yaxis.range
+    assert lo <= 2.12 and hi < 2.6  # a 2-4 axis made the last gap (0.05 nats) a sliver
+    assert (dev[-1] - train[-1]) / (hi - lo) > 0.08  # the gap now has a visible share of the height
+    assert any("run off the top" in a.text and "3.3" in a.text for a in fig.layout.annotations)
+    # A curve that fits its range is left to autoscale.
+    flat = [SimpleNamespace(step=i, train_loss=2.2 - 0.01 * i, dev_loss=2.25 - 0.01 * i) for i in range(6)]
+    assert charts.train_dev_figure(flat).layout.yaxis.range is None
