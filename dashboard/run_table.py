@@ -101,16 +101,7 @@ def summaries(records: list[RunRecord], store: RunStore, live: list[RunSummary],
 
 def checkpoint_of(record: RunRecord, store: RunStore, which: str = "current") -> bytes:
     """A stored run's current or best-dev weights as a plain safetensors checkpoint (from its resume checkpoint)."""
-    from mlp_core.checkpoint import checkpoint_bytes
-    from mlp_core.data import Vocab
-    from mlp_core.trainer import model_from_state
+    from mlp_core.resume import weights_checkpoint
 
-    state = store.load_resume(record.run_id)
-    best = which == "best" and any(k.startswith("best.") for k in state.tensors)
-    prefix = "best." if best else "model."
-    weights = {k[len(prefix) :]: v for k, v in state.tensors.items() if k.startswith(prefix)}
-    step = state.meta["best_step"] if best else state.step
-    vocab = Vocab(state.vocab)
-    model = model_from_state(vocab.size, state.config, weights)
-    meta = {"step": step, "run_id": record.run_id, "dataset_name": record.dataset, "best_dev_loss": record.best_dev}
-    return checkpoint_bytes(model, state.config.replace(device="cpu"), vocab, meta)
+    meta = {"run_id": record.run_id, "dataset_name": record.dataset, "best_dev_loss": record.best_dev}
+    return weights_checkpoint(store.load_resume(record.run_id), which, meta)

@@ -76,6 +76,7 @@ class RunRecorder:
         self._wake = threading.Event()
         self._closing = False
         self._resume_path: Path | None = None
+        self._last_state: resume.ResumeState | None = None  # the last resume checkpoint written
         self._thread = threading.Thread(target=self._loop, name="mlp-recorder", daemon=True)
         self._thread.start()
 
@@ -148,6 +149,7 @@ class RunRecorder:
                 continue
             if self.run_id is not None and not self.error:
                 try:
+                    self._write_weights()
                     self.store.end(self.run_id, self._status)
                 except Exception as exc:
                     self.error = _why(exc)
@@ -196,6 +198,22 @@ class RunRecorder:
         resume.save(self._resume_path, state)
         self.store.upload_resume(self.run_id, self._resume_path)
         self.checkpoint_step = state.step
+        self._last_state = state
+
+    def _write_weights(self) -> None:
+        """At the end of a run: its current and best-dev weights as plain checkpoints beside the resume checkpoint
+        (what a user of MLflow's UI downloads). A diverged run's non-finite weights are not saved."""
+        state = self._last_state
+        if state is None:
+            return
+        for name, which in (("current.safetensors", "current"), ("best.safetensors", "best")):
+            if which == "best" and not any(k.startswith("best.") for k in state.tensors):
+                continue
+            try:
+                raw = resume.weights_checkpoint(state, which, {"run_id": self.run_id})
+            except ValueError:  # CheckpointError: NaN weights; the resume checkpoint still holds what there is
+                continue
+            self.store.save_weights(self.run_id, name, raw)
 
 
 def _why(exc: BaseException) -> str:

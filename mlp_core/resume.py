@@ -157,6 +157,21 @@ def _prefixed(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.
     return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
 
 
+def weights_checkpoint(state: ResumeState, which: str = "current", meta: dict[str, Any] | None = None) -> bytes:
+    """The current ("current") or best-dev ("best", when there are any) weights of a resume checkpoint as a plain
+    checkpoint (checkpoint.py): what `sample --checkpoint`, the Checkpoints page and MLflow's UI users download."""
+    from .checkpoint import checkpoint_bytes
+    from .data import Vocab
+
+    best = which == "best" and any(k.startswith("best.") for k in state.tensors)
+    weights = _prefixed(state.tensors, "best." if best else "model.")
+    vocab = Vocab(state.vocab)
+    config = state.config.replace(device="cpu")
+    model = model_from_state(vocab.size, config, weights)
+    step = state.meta["best_step"] if best else state.step
+    return checkpoint_bytes(model, config, vocab, {"step": step, **(meta or {})})
+
+
 # ---------------------------------------------------------------------------- files
 def to_bytes(state: ResumeState) -> bytes:
     metadata = {
@@ -205,4 +220,4 @@ def load(source: str | Path | bytes) -> ResumeState:
     return ResumeState(tensors, meta, vocab, extra)
 
 
-__all__ = ["ResumeError", "ResumeState", "capture", "load", "restore", "save", "to_bytes"]
+__all__ = ["ResumeError", "ResumeState", "capture", "load", "restore", "save", "to_bytes", "weights_checkpoint"]

@@ -358,6 +358,16 @@ class RunStore:
         local = self.local_artifacts(run_id, artifact_uri)
         return local / RESUME_ARTIFACT if local is not None else self.cache_path(run_id)
 
+    def save_weights(self, run_id: str, name: str, raw: bytes) -> None:
+        """A plain checkpoint as the run's artifact `checkpoints/<name>` (its current or best-dev weights)."""
+        from .checkpoint import write_atomic
+
+        local = self.local_artifacts(run_id)
+        path = (local if local is not None else self.cache_dir(run_id)) / "checkpoints" / name
+        write_atomic(path, raw)
+        if local is None:
+            self.client.log_artifact(run_id, str(path), artifact_path="checkpoints")
+
     def upload_resume(self, run_id: str, path: Path) -> None:
         """Copy a resume checkpoint written in the cache to a remote artifact store (no-op when local)."""
         if self.local_artifacts(run_id) is None:

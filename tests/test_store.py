@@ -91,6 +91,13 @@ def test_a_cli_run_is_tracked_with_every_setting_its_dataset_and_its_curves(home
     assert record.metrics["final_dev_loss"] == pytest.approx(summary["dev_loss"])
     assert "test_loss" not in record.metrics and "final_test_loss" not in record.metrics  # only when asked for
     assert store.resume_path(run_id).is_file()  # the resume checkpoint, as an artifact of the run
+    # ... and its current and best-dev weights as plain checkpoints, as artifacts too.
+    from mlp_core.checkpoint import load_checkpoint
+
+    folder = store.local_artifacts(run_id) / "checkpoints"
+    current, best = load_checkpoint(folder / "current.safetensors"), load_checkpoint(folder / "best.safetensors")
+    assert current.meta["step"] == 400 and current.meta["run_id"] == run_id
+    assert best.meta["step"] == summary["best_step"] and best.config.hidden == 16
 
 
 def test_no_track_records_nothing(home, words_file, capsys):
