@@ -355,18 +355,20 @@ def train_dev_figure(evals: Sequence, title: str = "Train vs dev loss at each ev
     if y_range is not None:
         fig.update_yaxes(range=y_range)
         peak = max(v for e in evals for v in (e.train_loss, e.dev_loss) if math.isfinite(v))
-        fig.add_annotation(
-            x=1,
-            y=1,
-            xref="paper",
-            yref="paper",
-            xanchor="right",
+        off_top_note(
+            fig,
+            f"↑ the first evaluations (up to {peak:.3g}) run off the top: the height goes to the gap now",
+            {"size": FONT_SIZE - 1, "color": GREY},
             yanchor="top",
-            showarrow=False,
-            text=f"↑ the first evaluations (up to {peak:.3g}) run off the top: the height goes to the gap now",
-            font={"size": FONT_SIZE - 1, "color": GREY},
         )
     return fig
+
+
+def off_top_note(fig: go.Figure, text: str, font: dict, yanchor: str = "bottom") -> None:
+    """A note at the top right of a chart whose y range leaves some values off its top (say how high they go)."""
+    fig.add_annotation(
+        x=1, y=1, xref="paper", yref="paper", xanchor="right", yanchor=yanchor, showarrow=False, text=text, font=font
+    )
 
 
 def train_dev_y_range(evals: Sequence) -> list[float] | None:
@@ -550,17 +552,9 @@ def lr_sweep_figure(
         blown = not np.isfinite(losses).all() or (len(finite) and finite.max() > y_range[1])
         if blown:
             peak = f"{finite.max():.3g}" if len(finite) else "inf"
-            fig.add_annotation(
-                x=1,
-                y=1,
-                xref="paper",
-                yref="paper",
-                xanchor="right",
-                yanchor="bottom",
-                showarrow=False,
-                text=f"↑ blow-up off the top: the loss reaches {peak}"
-                + ("" if np.isfinite(losses).all() else " then NaN/inf"),
-                font={"size": FONT_SIZE, "color": RED},
+            text = f"↑ blow-up off the top: the loss reaches {peak}"
+            off_top_note(
+                fig, text + ("" if np.isfinite(losses).all() else " then NaN/inf"), {"size": FONT_SIZE, "color": RED}
             )
     return fig
 

@@ -104,6 +104,21 @@ class Run:
 
         Start it through `RunRegistry.start_job`, which enforces the server's cap.
         """
+        job, label = self.labelled_job(config, dataset, model, start_step, dataset_label, dataset_source, preset)
+        self.adopt(job, label)
+        return job
+
+    def labelled_job(
+        self,
+        config: TrainConfig,
+        dataset: NamesDataset,
+        model: MLP | None,
+        start_step: int,
+        dataset_label: str,
+        dataset_source: str,
+        preset: str,
+    ) -> tuple[TrainingJob, str]:
+        """`build_job` with the dataset's label defaulting to its name; (the job, that label)."""
         label = dataset_label or getattr(dataset, "name", "")
         job = self.build_job(
             config,
@@ -114,8 +129,7 @@ class Run:
             dataset_source=dataset_source,
             preset=preset,
         )
-        self.adopt(job, label)
-        return job
+        return job, label
 
     def build_job(
         self,
@@ -472,16 +486,7 @@ class RunRegistry:
         run = self._run(run_id)
         with self._lock:
             self._require_slot(run, replacing=run.job)  # refuse early rather than build for nothing
-        label = dataset_label or getattr(dataset, "name", "")
-        job = run.build_job(
-            config,
-            dataset,
-            model,
-            start_step=start_step,
-            dataset_label=label,
-            dataset_source=dataset_source,
-            preset=preset,
-        )
+        job, label = run.labelled_job(config, dataset, model, start_step, dataset_label, dataset_source, preset)
         self.start_job(run_id, job, label)
         return job
 
