@@ -101,10 +101,11 @@ def in_worker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[Call
             proc.start()
         finally:
             child.close()  # the process holds its end; ours must close so a dead process reads as EOF
-        done, total = 0, 0
+        done, total, partial = 0, 0, None
         try:
             while True:
-                report(done, total, proc.pid)  # raises Cancelled after a cancel
+                # The worker's partial result when fn reports one (the LR test's curve so far), else its pid.
+                report(done, total, proc.pid if partial is None else partial)  # raises Cancelled after a cancel
                 if not parent.poll(TASK_POLL_S):
                     continue
                 try:
@@ -113,7 +114,7 @@ def in_worker(fn: Callable[..., T], *args: Any, **kwargs: Any) -> Callable[[Call
                     proc.join(1.0)
                     raise RuntimeError(f"the worker process ended unexpectedly (exit code {proc.exitcode})") from None
                 if kind == "progress":
-                    done, total = payload
+                    done, total, partial = payload
                 elif kind == "result":
                     return payload[0]
                 else:
@@ -147,8 +148,8 @@ def _task_main(conn: Any, fn: Callable[..., Any], args: tuple, kwargs: dict[str,
     threading.Thread(target=orphaned, name="mlp-task-listen", daemon=True).start()
     torch.set_num_threads(1)
 
-    def progress(done: int, total: int) -> None:
-        conn.send(("progress", int(done), int(total)))
+    def progress(done: int, total: int, partial: Any = None) -> None:
+        conn.send(("progress", int(done), int(total), partial))
 
     args = tuple(from_wire(a) if isinstance(a, NamesDataset) else a for a in args)
     try:

@@ -7,7 +7,7 @@ from mlp_core.data import DatasetError
 from mlp_core.job import ERROR, FINISHED, RUNNING, STOPPED
 from mlp_core.lr_sweep import at_left_edge, default_range, lr_range_test
 from mlp_core.registry import CapacityError
-from mlp_core.tasks import BackgroundTask
+from mlp_core.tasks import BackgroundTask, in_worker
 
 layout.setup_page()
 st.title("Learning-rate range test")
@@ -64,7 +64,8 @@ if b1.button("Run LR sweep", key="btn_sweep", type="primary", disabled=running):
         try:
             driver = actions.driver(run)  # a watcher starts nothing in the run it watches
             ds = datasets.dataset_for(settings.data, cfg.block_size, cfg.split_seed, run)
-            task = BackgroundTask(lambda report: lr_range_test(cfg, ds, lo, hi, int(num), progress=report))
+            # In a worker process, like every training step: the server only forwards its progress and curve.
+            task = BackgroundTask(in_worker(lr_range_test, cfg, ds, lo, hi, int(num)))
             driver.start_lr_sweep(task, cfg)
             sweep, running = task, True
         except (actions.NotDriving, DatasetError, CapacityError, ValueError, RuntimeError) as exc:

@@ -225,3 +225,26 @@ def test_limits_come_from_the_environment(monkeypatch):
     monkeypatch.setenv("MLP_MAX_JOBS", "four")
     with pytest.raises(ValueError, match="MLP_MAX_JOBS must be a whole number, got 'four'"):
         RunRegistry()
+
+
+def test_the_lr_range_test_runs_in_a_worker_process_and_sends_its_curve(registry, dataset, config, monkeypatch):
+    """Issue 15, #5 (and DEVELOPERS: heavy work never in the server process): the LR page's range test too."""
+    from mlp_core.lr_sweep import lr_range_test
+
+    def no_training_here(*args, **kwargs):
+        raise AssertionError("the server process trained")
+
+    monkeypatch.setattr(Trainer, "train_steps", no_training_here)  # this process only: workers fork from elsewhere
+    run_id = registry.create()
+    task = BackgroundTask(in_worker(lr_range_test, config, dataset, -3.0, 0.0, 300))
+    registry.start_sweep(run_id, task, config)
+    assert registry.active_jobs() == 1  # under the cap like a job
+    curves = []
+    while task.progress.status == "running":
+        partial = task.progress.partial
+        if isinstance(partial, tuple):
+            curves.append(len(partial[0]))
+        time.sleep(0.01)
+    assert task.progress.status == "finished", task.progress.message
+    assert curves and curves[-1] > 0  # the page draws the curve so far, from the worker
+    assert math.isfinite(task.result.suggested_lr) and len(task.result.rows()) == 300
