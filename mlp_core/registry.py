@@ -24,7 +24,7 @@ from .job import INTERRUPTED, RUNNING, TrainingJob
 from .processes import warm_up
 from .recorder import Tracking
 from .store import TAG, RunRecord, RunStore, StoreError, owner_tag, run_params
-from .tasks import BackgroundTask
+from .tasks import BackgroundTask, in_worker
 
 if TYPE_CHECKING:
     from .data import NamesDataset
@@ -246,7 +246,10 @@ class Run:
         if job is None:
             raise ValueError("there is no run to evaluate: press Start first")
         at = job.current_weights()  # the weights and their own step: the row's losses describe exactly them
-        losses = {f"{split}_loss": job.evaluate(split, at.model) for split in splits}
+        # In a worker process (heavy for a big model: seconds of CPU, a GB of memory); this thread only waits.
+        state = {k: v.detach().numpy() for k, v in at.model.state_dict().items()}
+        evaluate = in_worker(split_losses, job.config, job.dataset, state, splits)
+        losses = evaluate(lambda done, total, partial: None)
         return self.record(job, at_step=at.step, **losses)
 
     def history(self) -> list[RunSummary]:
@@ -601,6 +604,26 @@ class RunRegistry:
     def _reap_loop(self, interval_s: float) -> None:
         while not self._reaper_stop.wait(interval_s):
             self.reap_idle()
+
+
+def split_losses(
+    config: TrainConfig, dataset: NamesDataset, state: dict, splits: tuple[str, ...], progress: Any = None
+) -> dict[str, float]:
+    """Full-split losses ("<split>_loss") of the weights `state` (numpy arrays): run in a worker by in_worker."""
+    import torch
+
+    from .trainer import context_counts, mean_loss, model_from_state
+
+    model = model_from_state(
+        dataset.vocab.size, config.replace(device="cpu"), {k: torch.from_numpy(v) for k, v in state.items()}
+    )
+    losses = {}
+    for i, split in enumerate(splits):
+        x, y = dataset.splits[split]
+        losses[f"{split}_loss"] = mean_loss(model, context_counts(x, y, dataset.vocab.size))
+        if progress is not None:
+            progress(i + 1, len(splits))
+    return losses
 
 
 def _env(name: str, default: float, kind: type) -> Any:

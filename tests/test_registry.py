@@ -248,3 +248,20 @@ def test_the_lr_range_test_runs_in_a_worker_process_and_sends_its_curve(registry
     assert task.progress.status == "finished", task.progress.message
     assert curves and curves[-1] > 0  # the page draws the curve so far, from the worker
     assert math.isfinite(task.result.suggested_lr) and len(task.result.rows()) == 300
+
+
+def test_full_split_losses_on_request_are_computed_in_a_worker(registry, dataset, config, monkeypatch):
+    """Train vs dev's "Compute train and dev loss now" and the test split: never evaluated in the server."""
+    import mlp_core.trainer as trainer_module
+
+    def no_evaluation_here(*args, **kwargs):
+        raise AssertionError("the server process evaluated")
+
+    run_id = registry.create()
+    job = registry.start_new_job(run_id, config.replace(steps=60, eval_every=30, init="scaled"), dataset)
+    assert job.wait(60)
+    monkeypatch.setattr(trainer_module, "mean_loss", no_evaluation_here)  # this process only
+    summary = registry.get(run_id).evaluate_current(("train", "dev", "test"))
+    assert summary.losses_step == 60 and all(
+        math.isfinite(v) for v in (summary.train_loss, summary.dev_loss, summary.test_loss)
+    )
