@@ -370,7 +370,11 @@ class TrainingJob:
             grace = TRACKED_STOP_GRACE_S if self.tracking is not None else max(timeout, STOP_GRACE_S)
             proc.join(max(0.0, grace))
         if proc.is_alive():
-            proc.terminate()
+            # A tracked worker gets SIGKILL, not SIGTERM: it takes SIGTERM for a server's shutdown and suspends the
+            # run (status interrupted), and SIGTERM may arrive before it has read the stop command just sent (seen
+            # under load: a stopped run read "interrupted"). Its last resume checkpoint is at most
+            # MLP_CHECKPOINT_EVERY_S old; the job's own status says stopped either way.
+            proc.kill() if self.tracking is not None else proc.terminate()
             proc.join(1.0)
         if proc.is_alive():  # SIGTERM ignored (e.g. stuck in native code): SIGKILL cannot be
             proc.kill()
