@@ -101,6 +101,9 @@ def _trial(
                 recorder.observe(trainer, first, result)
             if trainer.diverged_at is not None:
                 status = "diverged"
+                if recorder is not None:
+                    recorder.close(trainer, status)
+                    recorder = None
                 reason = f"diverged at step {trainer.diverged_at}"
                 tune.report({"step": trainer.step, METRIC: math.inf, "stop_reason": reason, **info})
                 return
@@ -119,7 +122,10 @@ def _trial(
             tune.report(metrics)
     finally:
         if recorder is not None:
-            recorder.close(trainer, status, timeout=5.0)
+            # Stopped by the scheduler (an exception out of tune.report): the writer finishes in the background.
+            # Waiting here kept the actor busy when Ray wanted it for the next trial ("Could not re-use actor"),
+            # and the sweep ended with that trial unfinished.
+            recorder.close(trainer, status, timeout=0.0)
 
 
 def _trial_recorder(tracking: dict[str, str] | None, cfg: Any, dataset: data.NamesDataset) -> Any:
