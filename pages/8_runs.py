@@ -89,6 +89,8 @@ def _act(what: str, store_run_id: str) -> None:
     session = state.current_run()
     try:
         rec = state.my_run(store_run_id)
+        if what in ("open", "continue") and not state.drives(session):
+            session = state.own_new_run()  # watching someone's run (a shared link): open yours beside it, not in it
         busy = session.job is not None and session.job.snapshot().active
         if what in ("open", "continue") and busy and session.job.snapshot().run_id != rec.run_id:
             raise ValueError("your current run is training: pause or stop it first (it stays in this list)")

@@ -163,3 +163,18 @@ def test_the_first_paint_imports_no_mlflow_and_a_live_refresh_queries_no_store(m
         assert not alice.exception, alice.exception
     job.stop()
     assert touched == []
+
+
+def test_opening_your_run_while_watching_anothers_never_replaces_theirs():
+    alice = browser("hana")
+    job = start_long_tiny(alice)
+    carol = browser("ivan")
+    mine = finished_run(carol)
+    watching = same_browser(carol, run=alice.session_state[state.RUN_ID])  # Carol opens Alice's link
+    assert run_of(watching).job is job
+    page = runs_page(watching)
+    page.button(key="runs_open").click().run()
+    assert run_of(alice).job is job and job.snapshot().active  # Alice's run goes on, untouched
+    assert run_of(page).run_id != alice.session_state[state.RUN_ID]  # Carol got a run of her own for it
+    assert run_of(page).job.snapshot().run_id == mine
+    job.stop()
