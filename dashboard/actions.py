@@ -43,6 +43,32 @@ class Driver:
     def continue_job(self, which: str = "best") -> TrainingJob:
         return state.registry().continue_job(self.run.run_id, which)
 
+    def resume_job(self) -> None:
+        """Resume a paused job, or go on with an interrupted one from its last checkpoint, within the cap."""
+        state.registry().resume_job(self.run.run_id)
+
+    def step_job(self, n: int) -> None:
+        state.registry().step_job(self.run.run_id, n)
+
+    def pause_job(self) -> None:
+        if self.run.job is not None:
+            self.run.job.pause()
+
+    def stop_job(self) -> None:
+        if self.run.job is not None:
+            self.run.job.stop()
+
+    def new_idle_job(self, *args: Any, **kwargs: Any) -> TrainingJob:
+        """An idle job for the run (e.g. the first Step x N builds it), replacing its ended one."""
+        return self.run.new_job(*args, **kwargs)
+
+    def open_record(self, record: Any) -> TrainingJob:
+        """Make a stored run (one this browser owns: state.my_run) the run's current job."""
+        return state.registry().open_record(self.run.run_id, record)
+
+    def start_overfit(self, task: BackgroundTask) -> None:
+        state.registry().start_overfit(self.run.run_id, task)
+
     def start_lr_sweep(self, task: BackgroundTask, config: Any) -> None:
         state.registry().start_sweep(self.run.run_id, task, config)
 

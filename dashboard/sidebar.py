@@ -22,7 +22,7 @@ from mlp_core.registry import CapacityError, Run
 from mlp_core.store import StoreError
 from mlp_core.trainer import estimate_run_seconds
 
-from . import datasets, state
+from . import actions, datasets, state
 from .state import HP, Settings
 
 USER_ERRORS = (DatasetError, CapacityError, ConfigError, StoreError, ValueError, RuntimeError, OSError)
@@ -155,7 +155,7 @@ def _controls(run: Run) -> None:
 
 def act(action: str) -> None:
     """A run-control button's callback; a refusal (a bad value, the job cap, a bad dataset) is shown as an error."""
-    run, reg, ss = state.current_run(), state.registry(), st.session_state
+    run, ss = state.current_run(), st.session_state
     job = run.job
     try:
         if action == "step" and (message := state.range_error("Steps per click", ss[state.STEP_N], 1, MAX_STEP_N)):
@@ -175,24 +175,25 @@ def act(action: str) -> None:
                 "preset": preset_of(settings.config),
             }
             if action == "start":
-                reg.start_new_job(run.run_id, settings.config, dataset, **recorded)
+                actions.driver(run).start_new_job(settings.config, dataset, **recorded)
                 return
-            run.new_job(settings.config, dataset, **recorded)
-        if not state.drives(run):
-            raise ValueError("another browser drives this run: press Take over first")
+            actions.driver(run).new_idle_job(settings.config, dataset, **recorded)
+        driver = actions.driver(run)
         if action == "pause" and job is not None:
-            job.pause()
+            driver.pause_job()
             _settle(job, RUNNING)
         elif action == "resume":
             was = run.job.snapshot().status if run.job is not None else None
-            reg.resume_job(run.run_id)
+            driver.resume_job()
             _settle(run.job, was if was in (PAUSED, INTERRUPTED) else PAUSED)
         elif action == "stop" and job is not None:
-            job.stop()
+            driver.stop_job()
         elif action == "step":
-            reg.step_job(run.run_id, int(st.session_state[state.STEP_N]))
+            driver.step_job(int(st.session_state[state.STEP_N]))
+    except actions.NotDriving as exc:
+        ss[state.CONTROL_ERROR] = str(exc)
     except USER_ERRORS as exc:
-        st.session_state[state.CONTROL_ERROR] = f"Not started: {exc}" if action == "start" else str(exc)
+        ss[state.CONTROL_ERROR] = f"Not started: {exc}" if action == "start" else str(exc)
 
 
 def _refuse_bad_settings(action: str) -> None:

@@ -7,7 +7,7 @@ import math
 
 import streamlit as st
 
-from dashboard import datasets, layout, models, state
+from dashboard import actions, datasets, layout, models, state
 from dashboard import diagnostics_charts as dc
 from mlp_core.config import TrainConfig
 from mlp_core.data import DatasetError, NamesDataset
@@ -179,8 +179,8 @@ def overfit_section(dataset: NamesDataset) -> None:
         cfg = settings.config
         task = BackgroundTask(in_worker(overfit_one_batch, cfg, dataset, steps=int(steps)))
         try:
-            state.registry().start_overfit(run.run_id, task)
-        except CapacityError as exc:
+            actions.driver(run).start_overfit(task)
+        except (CapacityError, actions.NotDriving) as exc:
             st.error(f"Not started: {exc}")
         else:
             st.session_state[state.DIAG_OVERFIT] = (f"init {cfg.init}, norm {cfg.norm}", task)

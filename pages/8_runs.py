@@ -8,7 +8,7 @@ from dashboard import layout
 
 layout.setup_page("Runs")
 
-from dashboard import run_table, state  # noqa: E402
+from dashboard import actions, run_table, state  # noqa: E402
 from mlp_core.store import StoreError  # noqa: E402
 
 ACTION_ERRORS = (StoreError, PermissionError, ValueError, RuntimeError, OSError)
@@ -85,7 +85,6 @@ if outcome is not None:
 
 def _act(what: str, store_run_id: str) -> None:
     """A button's callback: every action checks that this browser owns the run first (state.my_run)."""
-    reg = state.registry()
     session = state.current_run()
     try:
         rec = state.my_run(store_run_id)
@@ -95,15 +94,16 @@ def _act(what: str, store_run_id: str) -> None:
         if what in ("open", "continue") and busy and session.job.snapshot().run_id != rec.run_id:
             raise ValueError("your current run is training: pause or stop it first (it stays in this list)")
         if what == "open":
-            reg.open_record(session.run_id, rec)
+            actions.driver(session).open_record(rec)
             message = f"Opened **{rec.name}**: it is now the current run on every page."
         elif what == "continue":
-            reg.open_record(session.run_id, rec)
+            driver = actions.driver(session)
+            driver.open_record(rec)
             if rec.resumable:
-                reg.resume_job(session.run_id)
+                driver.resume_job()
                 message = f"**{rec.name}** goes on from step {rec.step:,}."
             else:
-                reg.continue_job(session.run_id, "best")
+                driver.continue_job("best")
                 message = f"A new run goes on from **{rec.name}**'s best-dev weights; it is the current run."
         elif what == "rename":
             name = st.session_state.get(f"runs_new_name_{rec.run_id}", "")

@@ -19,7 +19,15 @@ OWN_SWEEP = ("btn_sweep_start", "btn_sweep_stop", "btn_sweep_resume", "btn_sweep
 
 def fingerprint(run) -> tuple:
     job = run.job
-    return (id(job), job.snapshot().status, id(run.checkpoint), run.checkpoint_name, id(run.sweep), run.controller)
+    return (
+        id(job),
+        job.snapshot().status,
+        id(run.checkpoint),
+        run.checkpoint_name,
+        id(run.sweep),
+        id(run.overfit),
+        run.controller,
+    )
 
 
 @pytest.fixture
@@ -66,7 +74,7 @@ def test_a_watcher_presses_every_button_of_every_page_and_the_run_is_untouched(g
             pressed.append(key)
             assert not watcher.exception, (key, [e.value for e in watcher.exception])
             assert fingerprint(run) == before, f"{page.path}: {key} changed the watched run"
-    assert {"btn_sweep", "btn_sweep_load", "btn_sweep_use", "btn_sample"} <= set(pressed), pressed
+    assert {"btn_sweep", "btn_sweep_load", "btn_sweep_use", "btn_sample", "btn_overfit"} <= set(pressed), pressed
     watcher.switch_page("pages/7_sweep.py").run()
     watcher.button(key="btn_sweep_load").click().run()
     assert "You are watching this run" in " | ".join(e.value for e in watcher.error)
