@@ -21,8 +21,8 @@ from mlp_core.registry import Run
 from mlp_core.tasks import BackgroundTask
 
 WATCHING = (
-    "You are watching this run (read-only): it is driven from another browser. Press **Take over** in the "
-    "sidebar to drive it, or **Start** for a run of your own."
+    "You are watching this run (read-only): it belongs to another browser. Press **Start** in the sidebar for a "
+    "run of your own."
 )
 
 

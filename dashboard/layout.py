@@ -67,6 +67,9 @@ def setup_page(heading: str | None = None) -> Run:
     run = state.start_session()
     st.session_state.pop(state.LIVE_SNAPSHOT, None)  # a full run: the live views take a fresh snapshot
     settings = state.current_settings()
+    # The URL first (a page link opens a page with an empty query), then once more after the sidebar, whose
+    # widgets may change the settings; the second write happens only if they did.
+    state.sync_url(settings, run.run_id)
     sidebar.render(run, settings)
     state.sync_url(state.current_settings(), run.run_id)
     state.show_notices()

@@ -61,6 +61,7 @@ def _live_status(run_id: str, seen: tuple) -> None:
     if run is None:
         return
     _status(run)
+    state.heal_url(run_id)
     if _control_state(run) != seen:
         st.rerun()  # a full rerun: every view and button is redrawn for the new state
 
@@ -74,20 +75,11 @@ def _controls(run: Run) -> None:
     job = run.job
     status = job.snapshot().status if job is not None else None
     if not driver:
-        took = st.session_state.get(state.WAS_CONTROLLER)
+        # A link lets its holder watch a run, never drive it: the run belongs to the browser that started it.
         st.warning(
-            ("Another browser took over this run: you are now watching it. " if took else "")
-            + "This run is driven from another browser; you are watching it (read-only). "
-            "**Start** gives you a run of your own with the settings below; **Take over** lets you drive this one.",
+            "This run belongs to another browser; you are watching it (read-only). "
+            "**Start** gives you a run of your own with the settings below.",
             icon=":material/visibility:",
-        )
-        st.button(
-            "Take over",
-            key="btn_take_over",
-            on_click=state.take_over,
-            args=(run.run_id,),
-            help="Drive this run from here; the other browser then only watches it",
-            width="stretch",
         )
     st.button(
         "Start",

@@ -32,7 +32,6 @@ NOTICES = "notices"  # warnings to show once (bad URL values, an expired run)
 WIDGET_BACKUP = "widget_backup"  # the settings widgets' last values (a plain key: Streamlit never drops it)
 CONTROL_ERROR = "control_error"  # a run-control action's refusal, shown once
 VIEWER = "viewer_id"  # this browser's id: the run's controller is one such id (see Run.controller)
-WAS_CONTROLLER = "was_controller"  # this session drove its run (so it can say when another browser took over)
 CONFIRM_HEAVY = "confirm_heavy"  # the settings a "this run will take long" warning was shown for
 SYNCED_PAGE = "synced_page"  # the page whose URL sync_url wrote last
 LIVE_SNAPSHOT = "live_snapshot"  # (job, its snapshot, the views that drew it): see live_snapshot()
@@ -305,6 +304,25 @@ def sync_url(settings: Settings, run_id: str) -> None:
         st.session_state[SYNCED_PAGE] = page
 
 
+def heal_url(run_id: str) -> None:
+    """In a fragment's rerun: write the run id into the URL again if the browser's URL has lost it.
+
+    A page switch empties the query and the page's run writes it back (sync_url); seen once in ~25 browser
+    suites under heavy load, that write never reached the URL, and only fragments reran afterwards, so the
+    URL stayed without the run id (a reload then lost the run). A fragment's rerun carries the browser's
+    actual query string: when it lacks the run id, this writes the URL again; otherwise it costs a parse.
+    """
+    from urllib.parse import parse_qs
+
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    if ctx is None or not ctx.fragment_ids_this_run:
+        return  # a full run: sync_url has just written the URL
+    if parse_qs(ctx.query_string).get(Q_RUN, [""])[0] != run_id:
+        st.query_params.from_dict({Q_RUN: run_id, **current_settings().to_query()})
+
+
 def _page_hash() -> str:
     from streamlit.runtime.scriptrunner import get_script_run_ctx
 
@@ -383,8 +401,8 @@ def viewer_id() -> str:
     """An id of this browser, stable across reloads when the browser keeps Streamlit's XSRF cookie.
 
     A reload is a new Streamlit session; keyed by the cookie it still drives its run, while another
-    browser opening the same link (a shared link) only watches until it takes over. Without the cookie
-    (AppTest, XSRF protection off) the id is per session: a reload then watches until "Take over".
+    browser opening the same link (a shared link) only watches. Without the cookie (AppTest, XSRF protection
+    off) the id is per session: a reload then only watches.
     """
     ss = st.session_state
     if VIEWER not in ss:
@@ -409,19 +427,7 @@ def _xsrf_token(cookie: str) -> bytes:
 
 def drives(run: Run) -> bool:
     """True when this browser may drive the run (start, pause, stop, ...); other viewers only watch."""
-    mine = run.controller in ("", viewer_id())
-    if mine:
-        st.session_state[WAS_CONTROLLER] = True
-    return mine
-
-
-def take_over(run_id: str) -> None:
-    """Make this browser the run's driver (a button callback); the previous driver's tab then says so."""
-    run = registry().get(run_id)
-    if run is not None:
-        with run.lock:
-            run.controller = viewer_id()
-        st.session_state[WAS_CONTROLLER] = True
+    return run.controller in ("", viewer_id())
 
 
 def own_new_run() -> Run:
@@ -430,7 +436,6 @@ def own_new_run() -> Run:
     run = reg.get(reg.create())
     run.controller = viewer_id()
     st.session_state[RUN_ID] = run.run_id
-    st.session_state[WAS_CONTROLLER] = True
     return run
 
 
@@ -504,6 +509,7 @@ __all__ = [
     "apply_config",
     "current_run",
     "current_settings",
+    "heal_url",
     "registry",
     "start_session",
     "sync_url",

@@ -55,6 +55,12 @@ def start_run(page, base: str, query: str = LONG_RUN) -> None:
     page.goto(base + query)
     button(page, "btn_start").wait_for()
     button(page, "btn_start").click()
+    # On a loaded machine the run can be timed over the "very long run" threshold: Start then asks for a second
+    # click (the test is about the run, not that question), as a user would give it.
+    again = page.get_by_text("Press Start again to train it anyway")
+    wait_until(lambda: current_step(page) > 0 or again.count() > 0, 60)
+    if current_step(page) <= 0:
+        button(page, "btn_start").click()
     wait_until(lambda: current_step(page) > 0, 60)
     wait_until(lambda: "run=" in page.url, 10)
 

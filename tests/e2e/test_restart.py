@@ -14,7 +14,7 @@ from mlp_core import resume
 from mlp_core.store import RunStore
 
 from .server import streamlit_process
-from .test_browser import current_step, no_exception, status_text
+from .test_browser import current_step, no_exception, start_run, status_text
 from .ui import button, go_to, wait_until
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -30,10 +30,7 @@ def checkpoint_step(home: Path) -> int:
 
 
 def start_long_run(page, url: str) -> str:
-    page.goto(url + LONG_RUN)
-    button(page, "btn_start").click()
-    wait_until(lambda: current_step(page) > 0, 90)
-    wait_until(lambda: "run=" in page.url, 15)
+    start_run(page, url, LONG_RUN)
     return page.url
 
 
