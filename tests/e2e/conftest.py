@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .server import CHROMIUM, CHROMIUM_ARGS, streamlit_server
+from .server import CHROMIUM, CHROMIUM_ARGS, ROOT, streamlit_server
 
 
 @pytest.fixture(scope="session")
@@ -17,10 +17,12 @@ def server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     # A short idle timeout: a run left training by a failed test stops soon instead of slowing the others.
     with streamlit_server(env={"MLP_MAX_JOBS": "6", "MLP_IDLE_TIMEOUT": "60"}, log_path=log) as url:
         yield url
-    # A server-side traceback is a bug even when the page hid it.
-    # (Up to "Stopping...": a browser still disconnecting while the server shuts down logs a starlette traceback.)
+    # A server-side traceback through our code is a bug even when the page hid it. (Up to "Stopping...": a browser
+    # still disconnecting while the server shuts down logs a starlette traceback; and Streamlit's own websocket
+    # endpoint logs one, all in its code, when a closing browser context races its close: seen 1 in ~25 suites.)
     text = Path(log).read_text(errors="replace").split("Stopping...")[0]
-    assert "Traceback" not in text, text[-4000:]
+    ours = [tb for tb in text.split("Traceback (most recent call last):")[1:] if f'File "{ROOT}/' in tb]
+    assert not ours, ours[0][-4000:]
 
 
 @pytest.fixture(scope="session")
