@@ -64,9 +64,7 @@ def connect(address: str | None = None) -> str:
     if not address:
         raise RayClusterError(f"{ADDRESS_ENV} is not set")
     with _connect_lock:
-        import ray
-
-        if _connected == address and ray.is_initialized():
+        if _connected == address and _ray() is not None:
             return address
         from .sweep import SweepError, _connect
 
