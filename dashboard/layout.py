@@ -12,6 +12,7 @@ file name without the number prefix (`pages/1_lr-sweep.py` -> `/lr-sweep`).
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,9 +63,16 @@ def setup_page(heading: str | None = None) -> Run:
             st.page_link(page.path, label=page.label, icon=page.icon)
     if heading is not None:
         st.title(heading)
+    from mlp_core.ray_link import RayClusterError
+
     from . import sidebar, state  # here, after the first paint: they import torch
 
-    run = state.start_session()
+    try:
+        run = state.start_session()
+    except RayClusterError as exc:  # MLP_RAY_ADDRESS names a cluster that does not answer: one line, no traceback
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        st.error(str(exc))
+        st.stop()
     st.session_state.pop(state.LIVE_SNAPSHOT, None)  # a full run: the live views take a fresh snapshot
     settings = state.current_settings()
     # The URL first (a page link opens a page with an empty query), then once more after the sidebar, whose

@@ -15,7 +15,9 @@ Why processes and not one Ray actor per job (bench/bench_job.py, lecture config,
 Start -> first step 0.3 s against 4.7-9.8 s (Ray starts a fresh interpreter per actor; ours fork from a
 server with torch imported), a snapshot read 0.1 us against ~1-3 ms (a ray.get per read, every refresh),
 305 MB RSS / 136 MB PSS per job against 482 / 306 MB, and no Ray for a single user. Pause and stop land
-alike in both (a chunk, or at once by killing the process). Ray stays the tool for sweeps and clusters.
+alike in both (a chunk, or at once by killing the process). Ray stays the tool for sweeps and clusters: with
+MLP_RAY_ADDRESS set, a job's worker is an actor on that cluster instead (mlp_core/ray_link.py, chosen in
+`_new_link`): the same worker loop, commands and updates, so nothing above the link knows the difference.
 
 The life of a job, which a UI's buttons follow:
 
@@ -53,6 +55,7 @@ from .processes import (  # noqa: F401 (re-exported: this machinery lived here b
     _stop_live_jobs,
     warm_up,
 )
+from .ray_link import RayLink, cluster_address  # imports no Ray itself: that waits for a RayLink's first start
 from .tasks import TASK_POLL_S, BackgroundTask, Cancelled, TaskProgress, _task_main, in_worker  # noqa: F401 (re-exported)
 from .trainer import (
     HISTORY_CAPACITY,
@@ -150,6 +153,12 @@ class WeightsAt:
     step: int
 
 
+def _new_link() -> WorkerLink:
+    """Where a job trains, decided here only: a Ray actor on the cluster MLP_RAY_ADDRESS names, else (the default)
+    a local worker process, which starts in ~0.3 s where an actor takes seconds (bench/bench_ray_jobs.py)."""
+    return RayLink() if cluster_address() else WorkerLink()
+
+
 def _on_link(name: str) -> property:
     """A TrainingJob attribute that reads and writes the same-named state of its WorkerLink."""
     return property(lambda job: getattr(job._link, name), lambda job, value: setattr(job._link, name, value))
@@ -194,7 +203,7 @@ class TrainingJob:
         self._final_losses: dict[str, float] | None = None
         self.error_traceback: str | None = None
         self._lock = threading.RLock()
-        self._link = WorkerLink()  # the worker process, its pipe and reader thread (see the properties below)
+        self._link = _new_link()  # the worker (process or actor), its pipe and reader thread (properties below)
         self._eval_cache: dict[str, ContextCounts] = {}
         given = None if model is None else {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
         self._fresh(given, start_step)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from .config import TrainConfig
 from .job import INTERRUPTED, RUNNING, TrainingJob
 from .processes import warm_up
+from .ray_link import cluster_address, cluster_cpus, connect
 from .recorder import Tracking
 from .store import TAG, RunRecord, RunStore, StoreError, owner_tag, run_params
 from .tasks import BackgroundTask, in_worker
@@ -302,6 +303,13 @@ class RunRegistry:
     ) -> None:
         self.store_uri = store_uri  # None: runs are not recorded (a library user's or a test's registry)
         self.max_active_jobs = _env("MLP_MAX_JOBS", 4, int) if max_active_jobs is None else max_active_jobs
+        if cluster_address():
+            # Jobs train on a Ray cluster: join it now, so that an address that does not answer stops the server
+            # at start-up with one line (RayClusterError) instead of failing its first Start. One job per CPU of
+            # the cluster as it is now, unless MLP_MAX_JOBS (or the caller) says otherwise.
+            connect()
+            if max_active_jobs is None and not os.environ.get("MLP_MAX_JOBS", "").strip():
+                self.max_active_jobs = max(1, cluster_cpus())
         self.idle_timeout_s = _env("MLP_IDLE_TIMEOUT", 600.0, float) if idle_timeout_s is None else idle_timeout_s
         # A stopped run is kept (a bookmark can still reattach) until it has been idle this long.
         self.forget_after_s = _env("MLP_FORGET_AFTER", 86400.0, float) if forget_after_s is None else forget_after_s

@@ -286,13 +286,14 @@ def _error_line(trial: Any) -> str:
 
 
 # ---------------------------------------------------------------------------- connecting to Ray
-def check_address(address: str) -> None:
-    """A host:port that does not answer is reported in seconds, not after Ray's minute of retries."""
+def check_address(address: str, what: str = "--address") -> None:
+    """A host:port that does not answer is reported in seconds, not after Ray's minute of retries; `what` names
+    where the address came from in the message (the CLI's flag, or MLP_RAY_ADDRESS for a dashboard)."""
     match = re.fullmatch(r"(?:ray://)?\[?([^\]]+?)\]?:(\d+)", address.strip())
     if match is None:
         if address.strip() == "auto":
             return
-        raise SweepError(f"--address must look like HOST:PORT (or auto), got {address!r}")
+        raise SweepError(f"{what} must look like HOST:PORT (or auto), got {address!r}")
     host, port = match.group(1), int(match.group(2))
     try:
         with socket.create_connection((host, port), timeout=min(10.0, ADDRESS_TIMEOUT_S)):
@@ -326,13 +327,13 @@ def _quiet_env() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def _connect(address: str | None, num_cpus: int) -> str:
+def _connect(address: str | None, num_cpus: int, what: str = "--address") -> str:
     """ray.init locally (loopback only) or against a cluster; returns the address for the summary."""
     import mlp_core
 
     _quiet_env()
     if address:
-        check_address(address)
+        check_address(address, what)
     else:
         _local_env()
     import ray

@@ -70,7 +70,9 @@ class WorkerSpec:
     torch_threads: int | None = 1
     hook: Callable[[Trainer], None] | None = None  # called with the Trainer before training (tests inject faults)
     tracking: Tracking | None = None  # record the run in the store (and write resume checkpoints)
-    resume_path: str | None = None  # go on from this resume checkpoint (config, weights, optimizer, RNG, step)
+    # Go on from this resume checkpoint (config, weights, optimizer, RNG, step): a path, or its bytes for a worker on
+    # another machine (a Ray actor, mlp_core/ray_link.py).
+    resume_path: str | bytes | None = None
 
 
 @dataclass
@@ -124,14 +126,15 @@ def numpy_state(state: dict[str, torch.Tensor]) -> State:
 
 # ---------------------------------------------------------------------------- the process
 def main(conn: Connection, spec: WorkerSpec) -> None:
-    """Entry point of the worker process."""
+    """Entry point of the worker process (or of a Ray actor's worker thread, with a connection-like `conn`)."""
     commands: queue.Queue = queue.Queue()
     tracked = spec.tracking is not None
     stopping = threading.Event()  # a stop was asked for: a SIGTERM after it ends the process at once
     threading.Thread(
         target=_listen, args=(conn, commands, tracked, stopping), name="mlp-worker-listen", daemon=True
     ).start()
-    _on_sigterm(commands, tracked, stopping)
+    if threading.current_thread() is threading.main_thread():  # a Ray actor runs this in a thread: Ray owns signals
+        _on_sigterm(commands, tracked, stopping)
     if spec.torch_threads:
         torch.set_num_threads(spec.torch_threads)  # this process only: the server's setting is untouched
     out = _Publisher(conn)

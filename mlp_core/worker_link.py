@@ -40,24 +40,18 @@ class WorkerLink:
 
     def launch(self, job: TrainingJob, spec: WorkerSpec) -> None:
         """Start a worker for `job` from `spec`, and the thread that reads its updates into the job."""
-        ctx = _context()
-        parent, child = ctx.Pipe(duplex=True)
-        proc = ctx.Process(target=worker_main, args=(child, spec), name=WORKER_NAME, daemon=True)
         # One event per worker: a reader of an older worker that ends late must not signal this one's end.
         ended = self.ended = threading.Event()
         self.stopping = False
         job._numbers["status"] = RUNNING  # shown at once; the worker confirms within its first chunk
         job._publish()
         try:
-            proc.start()
+            proc, parent = self.start_worker(spec)
         except Exception:  # e.g. no process could be started: stay idle, say so
-            parent.close()
             ended.set()
             job._numbers["status"] = IDLE
             job._publish()
             raise
-        finally:
-            child.close()  # the worker holds its end; ours must close so a dead worker reads as EOF
         self.proc, self.conn = proc, parent
         job._resume_path = None  # used by this worker; a later interruption resumes from a newer checkpoint
         _LIVE_JOBS.add(job)
@@ -65,6 +59,20 @@ class WorkerLink:
             target=self.read, args=(job, self.generation, proc, parent, ended), name="mlp-job-reader", daemon=True
         )
         self.reader.start()
+
+    def start_worker(self, spec: WorkerSpec) -> tuple[Any, Any]:
+        """A started worker process and the job's end of its pipe (RayLink starts an actor instead)."""
+        ctx = _context()
+        parent, child = ctx.Pipe(duplex=True)
+        proc = ctx.Process(target=worker_main, args=(child, spec), name=WORKER_NAME, daemon=True)
+        try:
+            proc.start()
+        except Exception:
+            parent.close()
+            raise
+        finally:
+            child.close()  # the worker holds its end; ours must close so a dead worker reads as EOF
+        return proc, parent
 
     def send(self, command: tuple) -> None:
         conn = self.conn
@@ -80,7 +88,7 @@ class WorkerLink:
         self,
         job: TrainingJob,
         generation: int,
-        proc: multiprocessing.process.BaseProcess,
+        proc: multiprocessing.process.BaseProcess,  # or what stands in for one (ray_link.ActorProcess)
         conn: Any,
         ended: threading.Event,
     ) -> None:

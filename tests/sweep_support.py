@@ -15,12 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+RAY_BIN = str(Path(sys.executable).parent / "ray")
+NODE_START_TIMEOUT_S = 180.0  # a guard against a hang only: under load a node has taken 30 s to start
+OBJECT_STORE_BYTES = 128 * 1024**2  # per node: Ray's default is 30% of the memory, and tests start several nodes
 
 
 def network_isolation_problem() -> str | None:
@@ -111,6 +114,77 @@ def cmdline(pid: int) -> str:
         return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return ""
+
+
+class RayCluster:
+    """Nodes started with `ray start --block`, each in a session of its own: ending a node's process group ends
+    that node (its raylet, its workers) and nothing else. Never `ray stop`, which would end every Ray here."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.env, self.port = env, port
+        self.nodes: list[subprocess.Popen] = []
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def add_node(self, num_cpus: int) -> subprocess.Popen:
+        """The head first, then workers that join it; each is up (`ray start` says so) before this returns."""
+        head = not self.nodes
+        role = ["--address", self.address]
+        if head:
+            role = ["--head", "--port", str(self.port), "--include-dashboard", "false"]
+        log = Path(self.env["RAY_TMPDIR"]) / f"node{len(self.nodes)}.log"  # kept: a node that fails says why there
+        with log.open("wb") as out:
+            node = subprocess.Popen(
+                [
+                    RAY_BIN, "start", *role, "--num-cpus", str(num_cpus), "--object-store-memory",
+                    str(OBJECT_STORE_BYTES), "--block", "--temp-dir", self.env["RAY_TMPDIR"],
+                ],
+                env=self.env, start_new_session=True, stdout=out, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+        self.nodes.append(node)
+        deadline = time.monotonic() + NODE_START_TIMEOUT_S
+        while "Ray runtime started" not in log.read_text(errors="replace"):
+            if node.poll() is not None or time.monotonic() > deadline:
+                tail = log.read_text(errors="replace")[-2000:]
+                raise AssertionError(f"a Ray node did not start (exit code {node.poll()}): {tail}")
+            time.sleep(0.1)
+        return node
+
+    def kill_node(self, node: subprocess.Popen) -> None:
+        """A node lost at once, as if its machine died: SIGKILL to its process group (`ray start`, its raylet and
+        agents) and to every process below it, its workers included (Ray puts each in a process group of its own)."""
+        below = descendants(node.pid)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(node.pid, signal.SIGKILL)
+        for pid in below:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        node.wait(10)
+
+    def end(self) -> None:
+        for node in self.nodes:  # each `ray start --block` ends its node with its process group
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(node.pid, signal.SIGTERM)
+        for node in self.nodes:
+            try:
+                node.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(node.pid, signal.SIGKILL)
+                node.wait(10)
+
+
+@contextlib.contextmanager
+def ray_cluster(env: dict[str, str], port: int, cpus: Sequence[int] = (1, 1)) -> Iterator[RayCluster]:
+    """A local cluster of len(cpus) nodes (the head first) on loopback; every node ends with the block."""
+    cluster = RayCluster(env, port)
+    try:
+        for n in cpus:
+            cluster.add_node(n)
+        yield cluster
+    finally:
+        cluster.end()
 
 
 def sweep_cmd(*args: str) -> list[str]:

@@ -30,6 +30,7 @@ from tests.sweep_support import (
     is_loopback,
     listening_addresses,
     marked_pids,
+    ray_cluster,
     ray_env,
     require_isolated_network,
     start_sweep,
@@ -259,40 +260,18 @@ def test_asha_stops_poor_trials(words_file, tmp_path):
 
 def test_two_node_ray_start_cluster_uses_both_nodes(words_file, tmp_path):
     require_isolated_network()
-    ray_bin = str(Path(sys.executable).parent / "ray")
-    port = "46379"
+    port = 46379
     out = tmp_path / "sweep"
-    with ray_env() as env:
-        # 2,000-step trials (~2 s): long enough that the second trial starts before the first ends.
-        nodes = []
-        try:
-            head = [ray_bin, "start", "--head", "--port", port, "--num-cpus", "1", "--include-dashboard", "false"]
-            worker = [ray_bin, "start", "--address", f"127.0.0.1:{port}", "--num-cpus", "1"]
-            for cmd in (head, worker):
-                nodes.append(
-                    subprocess.Popen(
-                        [*cmd, "--block", "--temp-dir", env["RAY_TMPDIR"]], env=env, start_new_session=True,
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                    )
-                )  # fmt: skip
-                time.sleep(4 if cmd is head else 0)
-            result = subprocess.run(
-                sweep_cmd(
-                    "--data", str(words_file), "--trials", "4", "--steps", "2000", "--scheduler", "fifo",
-                    "--concurrency", "2", "--param", "hidden=16:64", "--address", f"127.0.0.1:{port}",
-                    "--out", str(out), "--json", "--quiet",
-                ),
-                cwd=REPO, env=env, capture_output=True, text=True, timeout=150,
-            )  # fmt: skip
-        finally:
-            for p in nodes:  # each `ray start --block` ends its node with its process group
-                os.killpg(p.pid, signal.SIGTERM)
-            for p in nodes:
-                try:
-                    p.wait(10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(10)
+    # 2,000-step trials (~2 s): long enough that the second trial starts before the first ends.
+    with ray_env() as env, ray_cluster(env, port, cpus=(1, 1)):
+        result = subprocess.run(
+            sweep_cmd(
+                "--data", str(words_file), "--trials", "4", "--steps", "2000", "--scheduler", "fifo",
+                "--concurrency", "2", "--param", "hidden=16:64", "--address", f"127.0.0.1:{port}",
+                "--out", str(out), "--json", "--quiet",
+            ),
+            cwd=REPO, env=env, capture_output=True, text=True, timeout=150,
+        )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["cluster"]["nodes"] == 2 and summary["cluster"]["cpus"] == 2
