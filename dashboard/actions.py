@@ -55,8 +55,9 @@ class Driver:
             self.run.job.pause()
 
     def stop_job(self) -> None:
+        """Stop the run's job; returns as soon as the stop is sent (the worker ends in the background)."""
         if self.run.job is not None:
-            self.run.job.stop()
+            self.run.job.stop(wait=False)
 
     def new_idle_job(self, *args: Any, **kwargs: Any) -> TrainingJob:
         """An idle job for the run (e.g. the first Step x N builds it), replacing its ended one."""

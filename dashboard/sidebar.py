@@ -179,7 +179,9 @@ def act(action: str) -> None:
             driver.resume_job()
             _settle(run.job, was if was in (PAUSED, INTERRUPTED) else PAUSED)
         elif action == "stop" and job is not None:
+            was = job.snapshot().status
             driver.stop_job()
+            _settle(job, was)
         elif action == "step":
             driver.step_job(int(st.session_state[state.STEP_N]))
     except actions.NotDriving as exc:

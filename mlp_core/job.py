@@ -357,12 +357,19 @@ class TrainingJob:
                 self._resume_from_store()
             self._launch(budget=int(n))
 
-    def stop(self, timeout: float = 1.0) -> bool:
+    def stop(self, timeout: float = 1.0, wait: bool = True) -> bool:
         """End the worker: it gets max(timeout, 0.2 s) (a tracked one 2 s) to finish its chunk and send its last
         words (none mid-way through a step longer than that), then it is terminated.
 
         Returns True once the worker has ended (or there was none); the snapshot then says "stopped".
+        wait=False sends the stop and returns at once (False), ending the worker in a thread: a UI's Stop then
+        shows "stopped" as soon as the worker says so (~0.1 s), while the worker still writes its final losses.
         """
+        if not wait:
+            if self._proc is None:
+                return True
+            threading.Thread(target=self.stop, args=(timeout,), name="mlp-job-stop", daemon=True).start()
+            return False
         with self._lock:
             proc, ended = self._proc, self._ended
             if proc is None:

@@ -344,3 +344,33 @@ def test_best_dev_names_the_best_weights_the_job_holds(make_job, tiny_dataset, t
     # When the weights do arrive, the snapshot moves on with them.
     job._apply(update(80, 37.7091, 60, weights=(60, step40), best_weights=(60, step40)))
     assert (job.snapshot().best_step, job.snapshot().best_dev) == (60, 37.7091) == (job.best_weights().step, 37.7091)
+
+
+def _slow_final_evaluation(release: Path, trainer: Trainer) -> None:
+    """The full-split evaluation at the end waits until the test creates `release`."""
+    evaluate = trainer.evaluate
+
+    def held(split: str, *args, **kwargs):
+        while not release.exists():
+            time.sleep(0.01)
+        return evaluate(split, *args, **kwargs)
+
+    trainer.evaluate = held
+
+
+def test_a_stop_shows_stopped_before_the_final_evaluation_ends(tiny_dataset, tiny_config, tmp_path):
+    """Issue 16: Stop lands at once. The worker says "stopped" (with its final weights) before it computes the
+    full-split losses of the final weights, and stop(wait=False) returns without waiting for the worker's end."""
+    release = tmp_path / "release"
+    config = tiny_config.replace(steps=LONG, eval_every=1_000_000)
+    job = TrainingJob(config, tiny_dataset, worker_hook=functools.partial(_slow_final_evaluation, release))
+    job.start()
+    wait_for(lambda: job.snapshot().step > 0)
+    assert job.stop(wait=False) is False  # sent; the worker ends in the background
+    wait_for(lambda: job.snapshot().status == "stopped")
+    snap = job.snapshot()
+    assert job.live and snap.final_losses is None  # still evaluating: the page shows the stop meanwhile
+    assert job.current_weights().step == snap.step  # the final weights came with the status
+    release.touch()
+    assert job.wait(30)
+    assert set(job.snapshot().final_losses) == {"train_loss", "dev_loss"}
