@@ -40,9 +40,14 @@ def frame(rows: list[BoardRow]) -> pd.DataFrame:
                 "#": "ref" if row.reference else str(rank),
                 "name": row.name,
                 "best dev": row.dev_loss,
-                "parameters": row.params,
-                "steps": row.steps,
+                "parameters": _count(row.params),
+                "steps": _count(row.steps),
                 "date": time.strftime("%Y-%m-%d", time.localtime(row.date)) if row.date else "",
             }
         )
     return pd.DataFrame(out, columns=["#", "name", "best dev", "parameters", "steps", "date"])
+
+
+def _count(n: int | None) -> str:
+    """46,497; blank for a reference row (a number column would show "None")."""
+    return f"{n:,}" if n is not None else ""

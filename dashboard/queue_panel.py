@@ -27,9 +27,10 @@ def status(run: Run) -> bool:
     if place is None:
         return False
     at, of = place
+    cap = state.registry().max_active_jobs
     st.info(
-        f"**queued**: position {at} of {of} — starts when a slot frees. The server trains "
-        f"{state.registry().max_active_jobs} runs at once; a paused run elsewhere is parked to make room.",
+        f"**queued**: position {at} of {of} — starts when a slot frees  \n"
+        f"(this server trains {cap} run{'s' if cap != 1 else ''} at a time)",
         icon=":material/hourglass_top:",
     )
     return True

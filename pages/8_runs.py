@@ -102,8 +102,10 @@ def _act(what: str, store_run_id: str) -> None:
             driver = actions.driver(session)
             driver.open_record(rec)
             if rec.resumable:
-                driver.resume_job()
-                message = f"**{rec.name}** goes on from step {rec.step:,}."
+                place = driver.request_resume()  # at the cap it waits in the queue (see the sidebar)
+                message = f"**{rec.name}** goes on from step {rec.step:,}" + (
+                    f" as soon as a slot frees (queued: position {place})." if place else "."
+                )
             else:
                 driver.continue_job("best")
                 message = f"A new run goes on from **{rec.name}**'s best-dev weights; it is the current run."

@@ -37,8 +37,6 @@ for dataset, rows in tables.items():
         column_config={
             "#": st.column_config.TextColumn(width="small"),
             "best dev": st.column_config.NumberColumn(format="%.4f", help="The best dev loss the run reached"),
-            "parameters": st.column_config.NumberColumn(format="%d"),
-            "steps": st.column_config.NumberColumn(format="%d"),
         },
     )
     st.caption(f"{entries:,} published run{'s' if entries != 1 else ''} on {dataset}.")
