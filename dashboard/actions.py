@@ -40,6 +40,18 @@ class Driver:
         """A new job for the run (its current one ends), within the server's cap."""
         return state.registry().start_new_job(self.run.run_id, *args, **kwargs)
 
+    def request_start(self, *args: Any, **kwargs: Any) -> int:
+        """A new job for the run: started now (0), or queued while every slot is taken (its place, 1 = next)."""
+        return state.registry().request_start(self.run.run_id, *args, **kwargs)
+
+    def request_resume(self) -> int:
+        """Resume the run's job: at once (0), or queued while every slot is taken (its place)."""
+        return state.registry().request_resume(self.run.run_id)
+
+    def cancel_queued(self) -> bool:
+        """Take the run's waiting Start (or Resume) out of the server's queue."""
+        return state.registry().cancel_queued(self.run.run_id)
+
     def continue_job(self, which: str = "best") -> TrainingJob:
         return state.registry().continue_job(self.run.run_id, which)
 

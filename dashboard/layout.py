@@ -47,6 +47,7 @@ PAGES: tuple[Page, ...] = (
     Page("pages/6_diagnostics.py", "Inside the network", ":material/neurology:", "Inside the network"),
     Page("pages/7_sweep.py", "Sweep", ":material/grid_view:", "Hyperparameter sweep"),
     Page("pages/8_runs.py", "Runs", ":material/history:", "Runs"),
+    Page("pages/9_class.py", "Class board", ":material/leaderboard:", "Class board"),
 )
 
 

@@ -4,7 +4,9 @@ A run's life (the engine's model): Start makes a new run from step 0 with the se
 it trains (running) and can be paused and resumed; it ends finished, stopped, diverged or error,
 and an ended run stays ended (its weights stay for sampling and download): the next Start is a new run.
 A run whose process ended without it (a server restart, a crash) is interrupted: Resume goes on from its
-last resume checkpoint (every run is kept in the run store, mlp_core.store).
+last resume checkpoint (every run is kept in the run store, mlp_core.store). A paused run the server set aside to
+free its slot is parked, and Resume continues it the same way. When every slot is taken, Start (or Resume) waits
+in the server's queue: the status says its place, and Cancel takes it out (dashboard/queue_panel.py).
 """
 
 from __future__ import annotations
@@ -17,12 +19,12 @@ import torch
 
 from mlp_core.config import BOUNDS, CHOICES, PRESETS, ConfigError, TrainConfig, preset_of
 from mlp_core.data import DatasetError, NamesDataset
-from mlp_core.job import DIVERGED, ERROR, FINISHED, INTERRUPTED, PAUSED, RUNNING, STOPPED
+from mlp_core.job import DIVERGED, ERROR, FINISHED, INTERRUPTED, PARKED, PAUSED, RUNNING, STOPPED
 from mlp_core.registry import CapacityError, Run
 from mlp_core.store import StoreError
 from mlp_core.trainer import estimate_run_seconds
 
-from . import actions, datasets, state
+from . import actions, datasets, queue_panel, state
 from .state import HP, Settings
 
 USER_ERRORS = (DatasetError, CapacityError, ConfigError, StoreError, ValueError, RuntimeError, OSError)
@@ -45,6 +47,8 @@ def render(run: Run, settings: Settings) -> None:
         # drives it: maybe from another tab), it reruns the whole page so the buttons show the real state.
         # (The buttons are not in the fragment: a click during a page's first run would be lost there.)
         every = None if run.job is None else state.REFRESH_S if run.job.snapshot().active else IDLE_REFRESH_S
+        if queue_panel.position(run) is not None:
+            every = IDLE_REFRESH_S  # its place moves, and it starts by itself
         st.fragment(_live_status, run_every=every)(run.run_id, seen)
         _dataset(run, settings)
         _hyperparameters()
@@ -53,7 +57,8 @@ def render(run: Run, settings: Settings) -> None:
 def _control_state(run: Run) -> tuple:
     """What the control buttons are drawn from."""
     job = run.job
-    return id(job), job.snapshot().status if job is not None else None, run.controller
+    queued = queue_panel.position(run) is not None
+    return id(job), job.snapshot().status if job is not None else None, run.controller, queued
 
 
 def _live_status(run_id: str, seen: tuple) -> None:
@@ -109,8 +114,9 @@ def _controls(run: Run) -> None:
         key="btn_resume",
         on_click=act,
         args=("resume",),
-        disabled=not driver or status not in (PAUSED, INTERRUPTED),
-        help="Continue the paused run from the step it reached (an interrupted one: from its last checkpoint)",
+        disabled=not driver or status not in (PAUSED, INTERRUPTED, PARKED),
+        help="Continue the paused run from the step it reached (an interrupted or parked one: from its last "
+        "checkpoint)",
         width="stretch",
     )
     c4, c5 = st.columns([1, 1], vertical_alignment="bottom")
@@ -134,6 +140,8 @@ def _controls(run: Run) -> None:
         help="End this run for good. Its weights stay for sampling and download; Start begins a new run",
         width="stretch",
     )
+    if driver:
+        queue_panel.cancel_button(run, act)
     error = st.session_state.pop(state.CONTROL_ERROR, None)
     if error:
         st.error(error)
@@ -166,8 +174,8 @@ def act(action: str) -> None:
                 "dataset_source": settings.data.store_source(run.upload[0] if run.upload else ""),
                 "preset": preset_of(settings.config),
             }
-            if action == "start":
-                actions.driver(run).start_new_job(settings.config, dataset, **recorded)
+            if action == "start":  # at the cap it waits in the server's queue; the status says its place
+                actions.driver(run).request_start(settings.config, dataset, **recorded)
                 return
             actions.driver(run).new_idle_job(settings.config, dataset, **recorded)
         driver = actions.driver(run)
@@ -176,8 +184,10 @@ def act(action: str) -> None:
             _settle(job, RUNNING)
         elif action == "resume":
             was = run.job.snapshot().status if run.job is not None else None
-            driver.resume_job()
-            _settle(run.job, was if was in (PAUSED, INTERRUPTED) else PAUSED)
+            if driver.request_resume() == 0:  # else it waits in the queue
+                _settle(run.job, was if was in (PAUSED, INTERRUPTED, PARKED) else PAUSED)
+        elif action == "cancel":
+            driver.cancel_queued()
         elif action == "stop" and job is not None:
             was = job.snapshot().status
             driver.stop_job()
@@ -200,6 +210,7 @@ def _refuse_bad_settings(action: str) -> None:
 def _confirmed_heavy(config: TrainConfig, dataset: NamesDataset) -> bool:
     """False (and a warning) on the first Start of a run estimated to take very long; True on the second."""
     seconds = estimate_run_seconds(config, dataset)
+    state.registry().check_run_time(config, seconds)  # over a shared server's limit: refused, never forced
     if seconds <= HEAVY_RUN_S:
         st.session_state.pop(state.CONFIRM_HEAVY, None)
         return True
@@ -245,6 +256,8 @@ def _status(run: Run) -> None:
     if run.notice:
         st.warning(run.notice)
     job = run.job
+    if queue_panel.status(run) and job is None:
+        return
     if job is None:
         st.info("No run yet: choose a dataset and settings below, then press **Start**.")
         return
@@ -268,6 +281,12 @@ def _status(run: Run) -> None:
         st.success(snap.message or f"Finished {snap.step:,} steps.")
     elif snap.status == STOPPED and snap.message:
         st.info(snap.message)
+    elif snap.status == PARKED:
+        st.info(
+            f"**Parked** at step {snap.step:,} to free its slot for others (its checkpoint is saved): "
+            "**Resume** continues it.",
+            icon=":material/local_parking:",
+        )
     elif snap.status == INTERRUPTED:
         st.warning(
             f"{snap.message[:1].upper()}{snap.message[1:]}. **Resume** goes on from step {snap.step:,}.",

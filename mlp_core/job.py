@@ -23,6 +23,7 @@ The life of a job, which a UI's buttons follow:
 
     idle --start/step--> running <--pause/resume/step--> paused
     running | paused --> finished | stopped | diverged | error
+    running | paused --park--> parked --resume/step--> running   (a recorded run only)
 
 - idle: built, no worker yet. start() runs to config.steps; step(n) runs n steps then pauses.
 - running / paused: a worker process exists (and takes one of a server's slots, paused or not).
@@ -30,6 +31,10 @@ The life of a job, which a UI's buttons follow:
   worse than uniform with config.stop_on_divergence), error (an exception, or the worker died): final.
   A final job never trains again: a new run is a new job (e.g. `continue_from`), and reset() turns this
   job back into a fresh idle one at step 0.
+- parked: a recorded run set aside by the server (paused in a closed tab, paused too long, or its slot wanted by
+  a queued Start): its worker wrote an exact resume checkpoint and ended, so it holds no slot and no memory;
+  resume() goes on from that checkpoint in a new worker, in the same stored run. Unlike interrupted (a crash or
+  a shutdown), nothing went wrong.
 """
 
 from __future__ import annotations
@@ -73,12 +78,14 @@ from .worker import (
     FINISHED,
     IDLE,
     INTERRUPTED,
+    PARKED,
     PAUSED,
     RUNNING,
     STOPPED,
     Update,
     WorkerSpec,
     numpy_state,
+    parked_message,
     to_wire,
 )
 from .worker_link import WorkerLink
@@ -91,6 +98,7 @@ if TYPE_CHECKING:
 
 ACTIVE_STATES = (RUNNING, PAUSED)
 FINAL_STATES = (FINISHED, STOPPED, DIVERGED, ERROR)
+RESUMABLE_STATES = (INTERRUPTED, PARKED)  # no worker; resume() goes on from the run's last resume checkpoint
 STOP_GRACE_S = 0.2  # stop(): how long a worker may take to finish its chunk before it is terminated
 # A tracked worker sends its final status at once, then writes its last checkpoint and status to the store; it
 # exits by itself as soon as that is done (~0.1 s), this is only the bound.
@@ -130,7 +138,7 @@ class TrainingSnapshot:
 
     @property
     def resumable(self) -> bool:
-        return self.status == INTERRUPTED
+        return self.status in RESUMABLE_STATES
 
     @property
     def progress(self) -> float:
@@ -291,7 +299,7 @@ class TrainingJob:
             n = self._numbers
             n.update(
                 status=status,
-                message=message or (f"interrupted at step {state.step:,}" if status == INTERRUPTED else ""),
+                message=message or _resumable_message(status, state.step),
                 alert=meta.get("alert") or "",
                 best_dev=math.inf if meta["best_dev"] is None else float(meta["best_dev"]),
                 best_step=meta["best_step"],
@@ -340,9 +348,23 @@ class TrainingJob:
                 self._send(("run",))
                 return
             self._require_idle("resume")
-            if self._snapshot.status == INTERRUPTED and self._resume_path is None:
+            if self._snapshot.status in RESUMABLE_STATES and self._resume_path is None:
                 self._resume_from_store()
             self._launch(budget=None)
+
+    def park(self) -> bool:
+        """Set a recorded run aside: its worker writes an exact resume checkpoint and ends (freeing its slot and
+        memory), and the job reads parked until resume(). Returns False (nothing sent) for a job with no worker;
+        an unrecorded job has no checkpoint to come back from, so it cannot be parked (ValueError)."""
+        if self.tracking is None:
+            raise ValueError("this run is not saved in the run store, so it cannot be parked (it would be lost)")
+        with self._lock:
+            snap = self._snapshot
+            # A run the store never got (or cannot write now) would come back from nothing or from an old checkpoint.
+            if not self.live or snap.status not in ACTIVE_STATES or snap.run_id is None or snap.store_error:
+                return False
+        self._send(("park",))
+        return True
 
     def step(self, n: int) -> None:
         """Run exactly n more steps, then pause (starts the worker if idle); never past config.steps."""
@@ -353,7 +375,7 @@ class TrainingJob:
                 self._send(("step", int(n)))
                 return
             self._require_idle("step")
-            if self._snapshot.status == INTERRUPTED and self._resume_path is None:
+            if self._snapshot.status in RESUMABLE_STATES and self._resume_path is None:
                 self._resume_from_store()
             self._launch(budget=int(n))
 
@@ -479,7 +501,7 @@ class TrainingJob:
     # ------------------------------------------------------------------ worker plumbing
     def _require_idle(self, what: str) -> None:
         status = self._snapshot.status
-        if status not in (IDLE, INTERRUPTED):
+        if status not in (IDLE, *RESUMABLE_STATES):
             raise RuntimeError(f"cannot {what} this run: it is {status}, which is final; start a new run (or reset it)")
 
     def _launch(self, budget: int | None) -> None:
@@ -573,9 +595,16 @@ class TrainingJob:
         return model_from_state(self.dataset.vocab.size, self.config.replace(device="cpu"), state, "cpu")
 
 
+def _resumable_message(status: str, step: int) -> str:
+    if status == PARKED:
+        return parked_message(step)
+    return f"interrupted at step {step:,}" if status == INTERRUPTED else ""
+
+
 __all__ = [
     "ACTIVE_STATES",
     "FINAL_STATES",
+    "RESUMABLE_STATES",
     "BackgroundTask",
     "Cancelled",
     "TaskProgress",

@@ -134,9 +134,10 @@ class RunRecorder:
         self._wake.set()
         self._thread.join(timeout)
 
-    def suspend(self, trainer: Trainer, timeout: float = 5.0) -> None:
-        """A final checkpoint for a process that is being shut down: the run reads "interrupted", resumable."""
-        self.close(trainer, "interrupted", f"interrupted at step {trainer.step:,}", timeout)
+    def suspend(self, trainer: Trainer, status: str = "interrupted", message: str = "", timeout: float = 5.0) -> None:
+        """A final checkpoint for a process that is being shut down (the run reads "interrupted") or parked
+        (status "parked"); either resumes from it."""
+        self.close(trainer, status, message or f"{status} at step {trainer.step:,}", timeout)
 
     # ------------------------------------------------------------------ the writer thread
     def _loop(self) -> None:

@@ -4,6 +4,14 @@ A web server trains for many users at once. Each browser session owns a `Run`, f
 unguessable id kept in its URL, so a reload or a bookmark reattaches to a run that is still training.
 The registry is the one place that sees every run: it caps how many jobs train at once, and stops
 the jobs of runs that nobody has looked at for a while (a closed tab must not train forever).
+
+A shared server (a class) also needs its slots to go round:
+- a recorded run that is paused in a closed tab, or paused for long, is parked (`TrainingJob.park`: its exact
+  resume checkpoint written, its worker ended, its slot and memory freed); Resume continues it;
+- a Start (or a Resume) when every slot is taken waits in one FIFO queue (`request_start`, `queue_position`)
+  instead of being refused; the head starts by itself as soon as a slot frees (a job ends, parks, is stopped or
+  reaped), and a paused run is parked at once to make room for it;
+- `MLP_MAX_RUN_MINUTES` refuses a Start whose estimated time is longer (`check_run_time`).
 Nothing here knows about any UI.
 """
 
@@ -20,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .config import TrainConfig
-from .job import INTERRUPTED, RUNNING, TrainingJob
+from .job import INTERRUPTED, PARKED, PAUSED, RUNNING, TrainingJob
 from .processes import warm_up
 from .ray_link import cluster_address, cluster_cpus, connect
 from .recorder import Tracking
@@ -33,11 +41,18 @@ if TYPE_CHECKING:
 
 OWNER_PREFIX = "owner:"  # Run.controller of a restored run: only the browser with this owner tag may drive it
 MAX_SUMMARIES = 50  # finished runs remembered per session, oldest dropped first
+# A run unseen this long has no open tab: an open one refreshes its sidebar every 1-2 s (a hidden tab's timers can
+# be throttled to once a minute, hence the margin). Its paused job is parked, its queued Start dropped.
+GONE_AFTER_S = 90.0
 _LOSSES = ("train_loss", "dev_loss", "test_loss")
 
 
 class CapacityError(RuntimeError):
     """The server trains as many jobs as it may; the message says what to do."""
+
+
+class RunTooLongError(CapacityError):
+    """The run's estimated time is over the server's limit (MLP_MAX_RUN_MINUTES); the message says how to shorten it."""
 
 
 class UnknownRunError(KeyError):
@@ -64,6 +79,16 @@ class RunSummary:
     run_id: str | None = None  # the job's run in the store (tracked jobs)
 
 
+@dataclass(frozen=True, eq=False)
+class QueuedStart:
+    """A Start (or a Resume) waiting in the registry's queue for a free slot, with the job it will start."""
+
+    run_id: str
+    job: TrainingJob  # built (idle) when the Start was pressed; a Resume's: the run's parked or interrupted job
+    dataset_label: str = ""
+    resume: bool = False
+
+
 @dataclass(eq=False)
 class Run:
     """What one browser session trains and has trained. Mutated only under `lock`."""
@@ -84,6 +109,8 @@ class Run:
     notice: str = ""  # a message for the user, e.g. why training stopped while nobody watched
     controller: str = ""  # the id of the one viewer (a UI's browser) that may drive the run; "" = none yet
     store_uri: str | None = None  # where this run's jobs are recorded (None: not recorded)
+    paused_since: float | None = None  # when the reaper first saw the current job paused (registry clock)
+    on_job_end: Callable[[], None] | None = None  # the registry's: a slot may have freed (the queue moves on)
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
     _jobs_made: int = 0
     # (label, dataset label) of every job this run made; lets a finish hook find its row after a newer job took over
@@ -201,10 +228,11 @@ class Run:
         """Runs in the ended job's reader thread: its summary, with the full-split losses its worker computed
         (the server evaluates nothing: on a big model that is seconds of CPU and a GB of memory)."""
         snap = job.snapshot()
-        if snap.step == 0:
-            return
-        losses = dict(snap.final_losses or {})
-        self.record(job, at_step=snap.weights_step if losses else None, **losses)
+        if snap.step > 0:
+            losses = dict(snap.final_losses or {})
+            self.record(job, at_step=snap.weights_step if losses else None, **losses)
+        if self.on_job_end is not None:
+            self.on_job_end()
 
     def record(self, job: TrainingJob, *, at_step: int | None = None, **losses: float) -> RunSummary:
         """Create or update the summary row of a job.
@@ -265,11 +293,11 @@ class Run:
         with self.lock:
             return self.summaries.get(self.job_label) if self.job is not None else None
 
-    def stop_all(self, timeout: float = 1.0) -> None:
-        """Stop the job and any sweep (used when the run idles out or is released)."""
+    def stop_all(self, timeout: float = 1.0, keep_job: bool = False) -> None:
+        """Stop the job (unless keep_job: e.g. it is parking) and any sweep (when the run idles out or is released)."""
         with self.lock:
             job, sweep, overfit = self.job, self.sweep, self.overfit
-        if job is not None:
+        if job is not None and not keep_job:
             job.stop(timeout)
         if sweep is not None and sweep.progress.status == RUNNING:
             sweep.cancel(timeout)
@@ -300,6 +328,9 @@ class RunRegistry:
         forget_after_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
         store_uri: str | None = None,
+        park_after_s: float | None = None,
+        gone_after_s: float = GONE_AFTER_S,
+        max_run_minutes: float | None = None,
     ) -> None:
         self.store_uri = store_uri  # None: runs are not recorded (a library user's or a test's registry)
         self.max_active_jobs = _env("MLP_MAX_JOBS", 4, int) if max_active_jobs is None else max_active_jobs
@@ -313,14 +344,25 @@ class RunRegistry:
         self.idle_timeout_s = _env("MLP_IDLE_TIMEOUT", 600.0, float) if idle_timeout_s is None else idle_timeout_s
         # A stopped run is kept (a bookmark can still reattach) until it has been idle this long.
         self.forget_after_s = _env("MLP_FORGET_AFTER", 86400.0, float) if forget_after_s is None else forget_after_s
+        # A paused recorded run is parked once it has been paused this long (sooner when its tab is gone or a
+        # queued Start needs its slot).
+        self.park_after_s = _env("MLP_PARK_AFTER_S", 300.0, float) if park_after_s is None else park_after_s
+        self.gone_after_s = gone_after_s
+        # The longest run a Start may ask for, estimated (None: no limit; a shared server sets MLP_MAX_RUN_MINUTES).
+        limit = _env("MLP_MAX_RUN_MINUTES", math.inf, float) if max_run_minutes is None else max_run_minutes
+        self.max_run_minutes: float | None = limit if math.isfinite(limit) else None
         if self.max_active_jobs < 1:
             raise ValueError("max_active_jobs must be at least 1")
+        if self.max_run_minutes is not None and self.max_run_minutes <= 0:
+            raise ValueError("MLP_MAX_RUN_MINUTES must be above 0 (unset it for no limit)")
         self.clock = clock
         self._runs: dict[str, Run] = {}
         self._lock = threading.RLock()
         self._reaper: threading.Thread | None = None
         self._reaper_stop = threading.Event()
         self._reserved: dict[str, tuple[int, Callable[[], bool]]] = {}  # holder -> (slots, still alive?)
+        self._queue: list[QueuedStart] = []  # waiting Starts, oldest first; at most one per run
+        self._parking: weakref.WeakSet[TrainingJob] = weakref.WeakSet()  # asked to park, worker not yet ended
         warm_up()  # the worker launcher boots while the first user is still choosing settings
 
     # ------------------------------------------------------------------ runs
@@ -329,8 +371,11 @@ class RunRegistry:
         run_id = secrets.token_urlsafe(16)
         now = self.clock()
         with self._lock:
-            self._runs[run_id] = Run(run_id, created=now, last_seen=now, store_uri=self.store_uri)
+            self._runs[run_id] = self._new_run(run_id, now)
         return run_id
+
+    def _new_run(self, run_id: str, now: float) -> Run:
+        return Run(run_id, created=now, last_seen=now, store_uri=self.store_uri, on_job_end=self.promote)
 
     # ------------------------------------------------------------------ the store (runs that outlive the server)
     def restore(self, run_id: str) -> Run | None:
@@ -349,7 +394,7 @@ class RunRegistry:
         with self._lock:
             run = self._runs.get(run_id)
             if run is None:
-                run = self._runs[run_id] = Run(run_id, created=now, last_seen=now, store_uri=self.store_uri)
+                run = self._runs[run_id] = self._new_run(run_id, now)
         with run.lock:
             if run.job is None:
                 run.adopt(job, records[0].dataset)
@@ -379,8 +424,9 @@ class RunRegistry:
         dataset = make_dataset(words, block_size=config.block_size, split_seed=config.split_seed)
         dataset.name = record.dataset or dataset.name
         tracking = Tracking(store.uri, record.run_id)
-        status = record.status if record.status in ("finished", "stopped", "diverged", "error") else INTERRUPTED
-        message = record.tags.get(f"{TAG}message", "") if status != INTERRUPTED else ""
+        kept = ("finished", "stopped", "diverged", "error", PARKED)  # anything else was cut short: interrupted
+        status = record.status if record.status in kept else INTERRUPTED
+        message = record.tags.get(f"{TAG}message", "") if status not in (INTERRUPTED, PARKED) else ""
         return TrainingJob.from_resume(state, dataset, tracking, status=status, message=message)
 
     def get(self, run_id: str | None) -> Run | None:
@@ -402,6 +448,7 @@ class RunRegistry:
         """Stop a run's work and forget it; unknown ids are ignored."""
         with self._lock:
             run = self._runs.pop(run_id, None)
+            self._dequeue(run_id)
         if run is not None:
             run.stop_all()
 
@@ -451,10 +498,14 @@ class RunRegistry:
                     del self._reserved[holder]
             return sum(n for n, _ in self._reserved.values())
 
-    def _require_slot(self, run: Run, replacing: Any = None) -> None:
-        busy_elsewhere = self.active_jobs()
+    def _busy_elsewhere(self, replacing: Any = None) -> int:
+        busy = self.active_jobs()
         if replacing is not None and _is_active(replacing):
-            busy_elsewhere -= 1  # the slot this run frees by replacing its own work
+            busy -= 1  # the slot this run frees by replacing its own work
+        return busy
+
+    def _require_slot(self, run: Run, replacing: Any = None) -> None:
+        busy_elsewhere = self._busy_elsewhere(replacing)
         if busy_elsewhere >= self.max_active_jobs:
             runs = f"{busy_elsewhere} run{'s' if busy_elsewhere != 1 else ''}"
             raise CapacityError(
@@ -473,6 +524,7 @@ class RunRegistry:
         run = self._run(run_id)
         with self._lock, run.lock:
             self._require_slot(run, replacing=run.job)
+            self._dequeue(run_id)  # started now: a Start it had queued is superseded
             run.adopt(job, dataset_label)
             run.notice = ""
             job.start()
@@ -571,6 +623,152 @@ class RunRegistry:
             run.overfit = task
             task.start()
 
+    # ------------------------------------------------------------------ the queue
+    def check_run_time(self, config: TrainConfig, seconds: float) -> None:
+        """RunTooLongError when a run estimated to take `seconds` is over the server's MLP_MAX_RUN_MINUTES."""
+        if self.max_run_minutes is None or seconds <= self.max_run_minutes * 60:
+            return
+        minutes = self.max_run_minutes
+        fits = max(1, int(config.steps * minutes * 60 / seconds))
+        raise RunTooLongError(
+            f"This run would take about {_about(seconds)} on this server, and this server allows runs of at most "
+            f"{minutes:g} minute{'s' if minutes != 1 else ''} (MLP_MAX_RUN_MINUTES). Lower the steps to about "
+            f"{fits:,} or fewer (or the batch size or model size), then press Start."
+        )
+
+    def request_start(
+        self,
+        run_id: str,
+        config: TrainConfig,
+        dataset: NamesDataset,
+        model: MLP | None = None,
+        *,
+        start_step: int = 0,
+        dataset_label: str = "",
+        dataset_source: str = "",
+        preset: str = "",
+    ) -> int:
+        """A new job for the run: started now when a slot is free (returns 0), else queued (returns its position,
+        1 = next). A run queues at most once: a new Start replaces its queued one, keeping its place."""
+        run = self._run(run_id)
+        job, label = run.labelled_job(config, dataset, model, start_step, dataset_label, dataset_source, preset)
+        return self._start_or_queue(QueuedStart(run_id, job, label))
+
+    def request_resume(self, run_id: str) -> int:
+        """Resume the run's job: at once when it still has its worker or a slot is free (returns 0), else queued
+        (its position). A parked or interrupted job needs a slot; a paused one holds its own."""
+        run = self._run(run_id)
+        job = run.job
+        if job is None:
+            raise ValueError("there is no run to resume: press Start first")
+        if job.live or job.snapshot().active:
+            self.resume_job(run_id)
+            return 0
+        return self._start_or_queue(QueuedStart(run_id, job, run.dataset_label, resume=True))
+
+    def _start_or_queue(self, entry: QueuedStart) -> int:
+        run = self._run(entry.run_id)
+        with self._lock:
+            at = self._queued_index(entry.run_id)
+            first = at == 0 or (at is None and not self._queue)
+            # Replacing its own training job takes no new slot: it never waits behind others.
+            replacing = run.job if not entry.resume and run.job is not None and _is_active(run.job) else None
+            if (first or replacing is not None) and self._busy_elsewhere(replacing) < self.max_active_jobs:
+                self._begin(entry)  # a refusal (CapacityError from a race, a bad job) reaches the caller
+                return 0
+            if at is None:
+                self._queue.append(entry)
+            else:
+                self._queue[at] = entry
+            position = self._queued_index(entry.run_id) + 1
+        self._park_for_queue()
+        return position
+
+    def _begin(self, entry: QueuedStart) -> None:
+        """Start a queued entry's job (under self._lock)."""
+        self._dequeue(entry.run_id)
+        if entry.resume:
+            self.resume_job(entry.run_id)
+        else:
+            self.start_job(entry.run_id, entry.job, entry.dataset_label)
+
+    def queue_position(self, run_id: str) -> tuple[int, int] | None:
+        """(position, queue length) of the run's waiting Start, position 1 = next; None when it is not queued."""
+        with self._lock:
+            at = self._queued_index(run_id)
+            return None if at is None else (at + 1, len(self._queue))
+
+    def queued(self, run_id: str) -> QueuedStart | None:
+        with self._lock:
+            at = self._queued_index(run_id)
+            return None if at is None else self._queue[at]
+
+    def cancel_queued(self, run_id: str) -> bool:
+        """Take the run's Start out of the queue (True if it was queued); the runs behind it move up."""
+        with self._lock:
+            return self._dequeue(run_id)
+
+    def promote(self) -> list[str]:
+        """Start queued requests, oldest first, while there are free slots; the run ids started.
+
+        Called when a job of any run ends (a slot may have freed), on every reap, and by a waiting browser's refresh.
+        """
+        started = []
+        with self._lock:
+            while self._queue:
+                head = self._queue[0]
+                run = self._runs.get(head.run_id)
+                if run is None or (head.resume and run.job is not head.job):  # released, or the job was replaced
+                    self._queue.pop(0)
+                    continue
+                if self._busy_elsewhere() >= self.max_active_jobs:
+                    break
+                try:
+                    self._begin(head)
+                except Exception as exc:  # its owner reads why in the run's notice; the queue goes on
+                    run.notice = f"Your queued run could not start: {exc}"
+                    continue
+                started.append(head.run_id)
+        return started
+
+    def _queued_index(self, run_id: str) -> int | None:
+        return next((i for i, q in enumerate(self._queue) if q.run_id == run_id), None)
+
+    def _dequeue(self, run_id: str) -> bool:
+        with self._lock:
+            at = self._queued_index(run_id)
+            if at is not None:
+                del self._queue[at]
+            return at is not None
+
+    # ------------------------------------------------------------------ parking
+    def park(self, run_id: str) -> bool:
+        """Park the run's paused (or running) recorded job now: True if it was asked to (see TrainingJob.park)."""
+        run = self._run(run_id)
+        return self._park(run)
+
+    def _park(self, run: Run) -> bool:
+        job = run.job
+        if job is None or job.tracking is None or not job.park():
+            return False
+        self._parking.add(job)
+        run.paused_since = None
+        return True
+
+    def _park_for_queue(self) -> None:
+        """Park paused runs, longest paused first, for the queued Starts that the free slots cannot take."""
+        with self._lock:
+            free = self.max_active_jobs - self.active_jobs()
+            freeing = sum(1 for job in self._parking if job.live)
+            wanted = len(self._queue) - max(0, free) - freeing
+            if wanted <= 0:
+                return
+            now = self.clock()
+            paused = [run for run in self._runs.values() if _parkable(run.job) and run.job not in self._parking]
+            paused.sort(key=lambda run: run.paused_since if run.paused_since is not None else now)
+        for run in paused[:wanted]:
+            self._park(run)
+
     # ------------------------------------------------------------------ reaping
     def reap_idle(self, now: float | None = None) -> list[str]:
         """Stop the work of runs unseen for idle_timeout_s; forget runs unseen for forget_after_s.
@@ -586,16 +784,40 @@ class RunRegistry:
             if idle >= self.forget_after_s:
                 forgotten.append(run.run_id)
             elif idle >= self.idle_timeout_s and run.busy:
-                run.stop_all(timeout=0)  # do not wait for the thread: reaping runs on page views too
                 minutes = self.idle_timeout_s / 60
-                run.notice = (
-                    f"Training was stopped because nobody looked at this run for {minutes:g} minutes; "
-                    "its weights are kept: sample or download them, or continue from them on the Checkpoints page."
-                )
+                parked = self._park(run)  # a recorded job: set aside, Resume continues it
+                if parked:
+                    run.notice = (
+                        f"Training was parked because nobody looked at this run for {minutes:g} minutes: "
+                        "**Resume** continues it from where it was."
+                    )
+                else:
+                    run.notice = (
+                        f"Training was stopped because nobody looked at this run for {minutes:g} minutes; "
+                        "its weights are kept: sample or download them, or continue from them on the Checkpoints page."
+                    )
+                run.stop_all(timeout=0, keep_job=parked)  # no waiting: reaping runs on page views too
                 stopped.append(run.run_id)
+            else:
+                self._park_if_due(run, now, idle)
+            if idle >= self.gone_after_s and self._dequeue(run.run_id):
+                run.notice = "Your queued Start was dropped: nobody was looking at this run any more."
         for run_id in forgotten:
             self.release(run_id)
+        self._park_for_queue()
+        self.promote()
         return stopped
+
+    def _park_if_due(self, run: Run, now: float, idle: float) -> None:
+        """Park a paused recorded job whose browser has gone, or that has been paused for park_after_s."""
+        job = run.job
+        if job is None or job.snapshot().status != PAUSED:
+            run.paused_since = None
+            return
+        if run.paused_since is None:
+            run.paused_since = now
+        if idle >= self.gone_after_s or now - run.paused_since >= self.park_after_s:
+            self._park(run)
 
     def start_reaper(self, interval_s: float = 60.0) -> None:
         """Reap from a daemon thread every interval_s seconds (idempotent)."""
@@ -645,6 +867,23 @@ def _env(name: str, default: float, kind: type) -> Any:
         raise ValueError(f"environment variable {name} must be {what}, got {raw!r}") from None
 
 
+def _parkable(job: TrainingJob | None) -> bool:
+    """A paused recorded job with a live worker (parking anything else frees nothing, or loses the run)."""
+    if job is None or job.tracking is None or not job.live:
+        return False
+    snap = job.snapshot()
+    return snap.status == PAUSED and snap.run_id is not None and not snap.store_error
+
+
+def _about(seconds: float) -> str:
+    """A rough duration for a message: 25 minutes, 46 hours, 1,934 days."""
+    if seconds < 5400:
+        return f"{seconds / 60:,.0f} minutes"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:,.0f} hours"
+    return f"{seconds / 86400:,.0f} days"
+
+
 def _is_active(work: Any) -> bool:
     if isinstance(work, TrainingJob):
         return work.live or work.snapshot().active  # a live worker process trains, whatever its last snapshot
@@ -656,8 +895,10 @@ def _is_active(work: Any) -> bool:
 __all__ = [
     "OWNER_PREFIX",
     "CapacityError",
+    "QueuedStart",
     "Run",
     "RunRegistry",
     "RunSummary",
+    "RunTooLongError",
     "UnknownRunError",
 ]

@@ -11,7 +11,8 @@ A run in the store is one training run (a CLI `train`, a dashboard job, a sweep 
 - metrics: `train_loss` (the history the dashboard keeps, not every step), `dev_loss` and `train_subset_loss`
   at each evaluation, final full-split losses, `best_dev_loss`;
 - tags: status, step, the owner (a hash of the browser's secret), the preset, a heartbeat and the pid of the
-  process training it (RUNNING alone does not prove that process lives);
+  process training it (RUNNING alone does not prove that process lives), and, only once its owner publishes it
+  to the class board, the name it appears under there (`mlp.board_name`, see mlp_core/board.py);
 - artifacts: the resume checkpoint (`checkpoints/resume.safetensors`), and for an upload, its words.
 
 MLflow is imported on first use only: a dashboard's first paint never waits for it.
@@ -46,8 +47,10 @@ WORDS_ARTIFACT = "dataset/words.txt"
 # A run whose heartbeat is older than this, and whose process cannot be checked from here, is interrupted.
 HEARTBEAT_STALE_S = 60.0
 LIVE_STATUSES = ("running", "paused")
+RESUMABLE_STATUSES = ("interrupted", "parked")  # Resume goes on from the run's last resume checkpoint
 RUN_ID_RE = re.compile(r"^[0-9a-f]{32}$")
 TAG = "mlp."  # our tags: mlp.status, mlp.step, mlp.owner, ...
+BOARD_TAG = f"{TAG}board_name"  # set only on a run its owner published to the class board
 
 
 class StoreError(RuntimeError):
@@ -165,12 +168,17 @@ class RunRecord:
         return self.params.get("dataset_name", "")
 
     @property
+    def board_name(self) -> str:
+        """The name the run is published under on the class board ("" when it is not published)."""
+        return self.tags.get(BOARD_TAG, "")
+
+    @property
     def preset(self) -> str:
         return self.tags.get(f"{TAG}preset", "")
 
     @property
     def resumable(self) -> bool:
-        return self.status == "interrupted"
+        return self.status in RESUMABLE_STATUSES
 
 
 @dataclass
@@ -273,7 +281,8 @@ class RunStore:
 
     def end(self, run_id: str, status: str) -> None:
         """Mark the run ended in MLflow's own terms (FINISHED, KILLED or FAILED)."""
-        mlflow_status = {"finished": "FINISHED", "stopped": "KILLED", "interrupted": "KILLED"}.get(status, "FAILED")
+        ended = {"finished": "FINISHED", "stopped": "KILLED", "interrupted": "KILLED", "parked": "KILLED"}
+        mlflow_status = ended.get(status, "FAILED")
         self.client.set_terminated(run_id, status=mlflow_status)
 
     def rename(self, run_id: str, name: str) -> None:
@@ -284,6 +293,26 @@ class RunStore:
 
     def set_tags(self, run_id: str, tags: dict[str, str]) -> None:
         self._guard(lambda: [self.client.set_tag(check_run_id(run_id), k, v) for k, v in tags.items()])
+
+    def publish(self, run_id: str, name: str) -> None:
+        """Show the run on the class board under `name` (already checked: mlp_core.board.board_name)."""
+        self.set_tags(run_id, {BOARD_TAG: name})
+
+    def unpublish(self, run_id: str) -> None:
+        """Take the run off the class board (no-op when it is not on it)."""
+        run_id = check_run_id(run_id)
+        if self.record(run_id).board_name:
+            self._guard(lambda: self.client.delete_tag(run_id, BOARD_TAG))
+
+    def published(self, max_results: int = 5000) -> list[RunRecord]:
+        """Every run on the class board, in one query (its owner chose to publish it)."""
+
+        def search() -> list:
+            return self.client.search_runs(
+                [self.experiment_id], filter_string=f"tags.`{BOARD_TAG}` != ''", max_results=max_results
+            )
+
+        return [_record(run) for run in self._guard(search)]
 
     def delete(self, run_id: str) -> None:
         """Delete the run (MLflow's soft delete: `mlflow gc` purges it) and our local copies of its files."""

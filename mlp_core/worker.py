@@ -1,6 +1,6 @@
 """The process a TrainingJob trains in: it owns the Trainer and talks to its job over one pipe.
 
-job -> worker: ("run",), ("pause",), ("step", n), ("stop",), ("suspend",), read between chunks.
+job -> worker: ("run",), ("pause",), ("step", n), ("stop",), ("suspend",), ("park",), read between chunks.
 worker -> job: `Update` messages, at most every PUBLISH_S unless the status changes; the last has final=True.
 
 A listener thread turns commands into a queue for the training loop. When the pipe closes (the server is gone,
@@ -36,8 +36,10 @@ if TYPE_CHECKING:
     from .data import NamesDataset
 
 # Job states. The life of one job: idle -> running <-> paused -> finished | stopped | diverged | error, and
-# interrupted (its process ended by a shutdown or a crash; resumable from its last resume checkpoint).
-IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR, INTERRUPTED = (
+# interrupted (its process ended by a shutdown or a crash; resumable from its last resume checkpoint), and
+# parked (set aside on purpose, e.g. paused in a closed tab: its exact checkpoint written, its process and slot
+# freed; Resume continues it as if it had only been paused).
+IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR, INTERRUPTED, PARKED = (
     "idle",
     "running",
     "paused",
@@ -46,6 +48,7 @@ IDLE, RUNNING, PAUSED, FINISHED, STOPPED, DIVERGED, ERROR, INTERRUPTED = (
     "diverged",
     "error",
     "interrupted",
+    "parked",
 )
 SUSPEND_GRACE_S = 10.0  # a suspending worker that cannot write its checkpoint in this time exits anyway
 CHUNK_SECONDS = 0.1  # target wall time of one chunk: a pause lands within ~0.2 s unless one step is longer
@@ -53,6 +56,12 @@ PUBLISH_S = 0.1  # at most this often an update, unless the status changes
 WEIGHTS_S = 0.5  # weights larger than SMALL_WEIGHTS go out at most this often (and at every pause / end)
 SMALL_WEIGHTS = 1 << 20  # bytes: weights this small go out with every update
 MAX_CHUNK = 100_000
+
+
+def parked_message(step: int) -> str:
+    """What a parked run says, wherever it is shown (the job, the store, a restored run)."""
+    return f"parked at step {step:,} to free its slot: Resume continues it"
+
 
 State = dict[str, np.ndarray]
 
@@ -201,6 +210,7 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
     budget = spec.budget
     paused = budget is not None
     stop = suspend = False
+    park = False  # a suspend asked for by the server to free a slot, not by a shutdown
     chunk = 1  # the first chunk is one step: its time is known (and shown) as soon as it ends
     out.status = RUNNING
     out.publish(trainer, force=True)
@@ -222,10 +232,15 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
                 stop = True
             elif cmd[0] == "suspend":
                 suspend = True
+            elif cmd[0] == "park" and recorder is not None:  # only a recorded run can come back from its checkpoint
+                suspend = park = True
         if suspend:
-            out.status, out.message = INTERRUPTED, f"interrupted at step {trainer.step:,}"
+            if park:
+                out.status, out.message = PARKED, parked_message(trainer.step)
+            else:
+                out.status, out.message = INTERRUPTED, f"interrupted at step {trainer.step:,}"
             if recorder is not None:
-                recorder.suspend(trainer)
+                recorder.suspend(trainer, out.status, out.message)
             out.publish(trainer, final=True)
             os._exit(0)
         if stop:

@@ -8,7 +8,8 @@ from dashboard import layout
 
 layout.setup_page("Runs")
 
-from dashboard import actions, run_table, state  # noqa: E402
+from dashboard import actions, board_table, run_table, state  # noqa: E402
+from mlp_core.board import NAME_MAX, board_name  # noqa: E402
 from mlp_core.store import StoreError  # noqa: E402
 
 ACTION_ERRORS = (StoreError, PermissionError, ValueError, RuntimeError, OSError)
@@ -58,7 +59,8 @@ st.caption(
     f"{'The newest ' if more else ''}{len(records):,} run{'s' if len(records) != 1 else ''}. "
     "Click a column's header to sort; select a row (or "
     "pick the run below) for what you can do with it. "
-    "Interrupted: its process ended without it (a restart, a crash); Continue goes on from its last checkpoint."
+    "Interrupted: its process ended without it (a restart, a crash); parked: set aside while paused to free its "
+    "slot for others. Resume goes on from its last checkpoint."
 )
 # The run to act on: a row clicked in the table, or picked here (the box follows the table's selection).
 by_id = {r.run_id: r for r in records}
@@ -100,8 +102,10 @@ def _act(what: str, store_run_id: str) -> None:
             driver = actions.driver(session)
             driver.open_record(rec)
             if rec.resumable:
-                driver.resume_job()
-                message = f"**{rec.name}** goes on from step {rec.step:,}."
+                place = driver.request_resume()  # at the cap it waits in the queue (see the sidebar)
+                message = f"**{rec.name}** goes on from step {rec.step:,}" + (
+                    f" as soon as a slot frees (queued: position {place})." if place else "."
+                )
             else:
                 driver.continue_job("best")
                 message = f"A new run goes on from **{rec.name}**'s best-dev weights; it is the current run."
@@ -109,6 +113,15 @@ def _act(what: str, store_run_id: str) -> None:
             name = st.session_state.get(f"runs_new_name_{rec.run_id}", "")
             state.store().rename(rec.run_id, name)
             message = f"Renamed to **{' '.join(name.split())}**."
+        elif what == "publish":
+            name = board_name(st.session_state.get(f"runs_board_name_{rec.run_id}", ""))
+            state.store().publish(rec.run_id, name)
+            board_table.changed()
+            message = f"On the class board as **{name}**."
+        elif what == "unpublish":
+            state.store().unpublish(rec.run_id)
+            board_table.changed()
+            message = f"**{rec.name}** is no longer on the class board."
         elif what == "delete":
             if session.job is not None and session.job.snapshot().run_id == rec.run_id and session.job.live:
                 raise ValueError("this run is training: stop it before deleting it")
@@ -181,6 +194,27 @@ c[3].download_button(
 r1, r2 = st.columns([3, 1], vertical_alignment="bottom")
 r1.text_input("New name", value=record.name, key=f"runs_new_name_{record.run_id}", max_chars=250)
 r2.button("Rename", key="runs_rename", on_click=_act, args=("rename", record.run_id), width="stretch")
+with st.expander("Class board", expanded=bool(record.board_name)):
+    if record.board_name:
+        st.markdown(f"On the class board as **{record.board_name}** (best dev {state.fmt_loss(record.best_dev)}).")
+        st.button("Take it off the class board", key="runs_unpublish", on_click=_act, args=("unpublish", record.run_id))
+    else:
+        b1, b2 = st.columns([3, 1], vertical_alignment="bottom")
+        b1.text_input(
+            "Name on the board",
+            key=f"runs_board_name_{record.run_id}",
+            max_chars=NAME_MAX,
+            placeholder="e.g. Ada's tiny MLP",
+            help="What the class sees beside this run's best dev loss: letters, digits, spaces, . - ' "
+            "(nothing else about you is shown)",
+        )
+        b2.button(
+            "Publish to the class board",
+            key="runs_publish",
+            on_click=_act,
+            args=("publish", record.run_id),
+            width="stretch",
+        )
 with st.expander("Delete this run"):
     sure = st.checkbox(f"Yes, delete **{record.name}** and its checkpoints", key="runs_delete_sure")
     st.button(

@@ -433,14 +433,16 @@ def test_many_sessions_train_and_sample_at_once_each_seeing_only_its_own_run(mon
     ids = [at.session_state[state.RUN_ID] for at in sessions]
     assert len(set(ids)) == 6
 
-    # Five sessions train at once, each its own model size; the sixth is refused by the cap.
+    # Five sessions train at once, each its own model size; the sixth waits in the queue (issue 16), and leaves it.
     jobs = [start_long(at, hp_hidden=16 + i) for i, at in enumerate(sessions[:5])]
     sixth = sessions[5]
     set_widgets(sixth, {**SMALL, "hp_steps": FOREVER})
     sixth.button(key="btn_start").click().run()
     sixth.button(key="btn_start").click().run()  # FOREVER steps: the first click only warns how long it takes
-    assert "The server is already training 5 runs (the limit is 5); stop one" in texts(sixth.sidebar.error)
+    assert "queued**: position 1 of 1" in texts(sixth.sidebar.info) and not sixth.sidebar.error
     assert run_of(sixth).job is None and not sixth.exception
+    sixth.button(key="btn_cancel_queue").click().run()  # (queued, it would park a paused run below at once)
+    assert reg.queue_position(ids[5]) is None
 
     # Each sees only its own run: its id in the URL, its job, its size, and (paused, so it holds still) its step.
     for at in sessions[:5]:
@@ -480,21 +482,21 @@ def test_many_sessions_train_and_sample_at_once_each_seeing_only_its_own_run(mon
     assert run_of(sixth).job is job6 and not sixth.error
 
     # Abandoned sessions: 1 and 2 stop looking; 3, 4 and the sixth keep looking; past the idle timeout,
-    # the next page view (any session's) stops exactly the abandoned runs.
+    # the next page view (any session's) parks exactly the abandoned runs (recorded: Resume continues them).
     clock.now += 0.6 * reg.idle_timeout_s
     for at in (sessions[3], sessions[4], sixth):
         at.run()
     clock.now += 0.6 * reg.idle_timeout_s
     sessions[3].run()
     for job in jobs[1:3]:
-        assert job.wait(10) and job.status == "stopped"
+        assert job.wait(10) and job.status == "parked" and not job.live
     for job in (jobs[3], jobs[4], job6):
         still_training(job)
     assert jobs[0].status == "stopped"
     sessions[1].run()
-    assert "Training was stopped because nobody looked at this run for 10 minutes" in texts(sessions[1].warning)
-    # Stopped is final (issue 9's run-life model): a new run from Start goes on training.
-    assert sessions[1].button(key="btn_resume").disabled
+    assert "Training was parked because nobody looked at this run for 10 minutes" in texts(sessions[1].warning)
+    # A parked run resumes; a new run from Start goes on training too.
+    assert not sessions[1].button(key="btn_resume").disabled
     sessions[1].button(key="btn_start").click().run()
     sessions[1].button(key="btn_start").click().run()  # FOREVER steps: the first click only warns
     still_training(run_of(sessions[1]).job)

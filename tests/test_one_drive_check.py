@@ -15,6 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 # The registry's and a Run's methods that change a run, and a job's commands.
 RUN_CHANGES = {
     "start_new_job",
+    "request_start",  # issue 16: a Start that may wait in the server's queue
+    "request_resume",
+    "cancel_queued",
+    "park",
     "continue_job",
     "resume_job",
     "step_job",

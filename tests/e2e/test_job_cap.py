@@ -72,13 +72,15 @@ def test_repeated_start_clicks_never_exceed_the_cap(browser, tmp_path):
             wait_until(lambda: "running" in status.inner_text(), 60)
             wait_until(lambda: training_workers(port) == 1, 30)
 
-            # Another session is refused while the cap is taken, with a message that says why.
+            # Another session waits in the queue while the cap is taken (issue 16), saying so; it leaves the queue.
             other = second.new_page()
             other.set_default_timeout(60_000)
             other.goto(url + HEAVY)
             button(other, "btn_start").click()
-            other.get_by_text("the limit is 1").first.wait_for()
+            other.get_by_text("position 1 of 1 — starts when a slot frees").first.wait_for()
             assert training_workers(port) == 1
+            button(other, "btn_cancel_queue").click()
+            button(other, "btn_cancel_queue").wait_for(state="detached")
 
             button(page, "btn_stop").click()
             wait_until(lambda: training_workers(port) == 0, 30)
