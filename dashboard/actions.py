@@ -36,9 +36,10 @@ class Driver:
 
     run: Run
 
-    def start_new_job(self, *args: Any, **kwargs: Any) -> TrainingJob:
-        """A new job for the run (its current one ends), within the server's cap."""
-        return state.registry().start_new_job(self.run.run_id, *args, **kwargs)
+    def start_new_job(self, config: Any, dataset: Any, *args: Any, **kwargs: Any) -> TrainingJob:
+        """A new job for the run (its current one ends), within the server's cap and run-time limit."""
+        _within_time_limit(config, dataset)
+        return state.registry().start_new_job(self.run.run_id, config, dataset, *args, **kwargs)
 
     def request_start(self, *args: Any, **kwargs: Any) -> int:
         """A new job for the run: started now (0), or queued while every slot is taken (its place, 1 = next)."""
@@ -53,6 +54,9 @@ class Driver:
         return state.registry().cancel_queued(self.run.run_id)
 
     def continue_job(self, which: str = "best") -> TrainingJob:
+        job = self.run.job
+        if job is not None:
+            _within_time_limit(job.config, job.dataset)
         return state.registry().continue_job(self.run.run_id, which)
 
     def resume_job(self) -> None:
@@ -94,6 +98,16 @@ class Driver:
         """Make a checkpoint the run's loaded one (Sample, Inside the network, Keep training)."""
         with self.run.lock:
             self.run.checkpoint, self.run.checkpoint_name = checkpoint, name
+
+
+def _within_time_limit(config: Any, dataset: Any) -> None:
+    """RunTooLongError past a shared server's MLP_MAX_RUN_MINUTES, whichever button starts the run (the sidebar's
+    Start, Keep training, an ablation, Continue); no step is timed on a server without the limit."""
+    reg = state.registry()
+    if reg.max_run_minutes is not None:
+        from mlp_core.trainer import estimate_run_seconds
+
+        reg.check_run_time(config, estimate_run_seconds(config, dataset))
 
 
 def driver(run: Run | None = None) -> Driver:

@@ -81,6 +81,18 @@ def test_a_shared_server_refuses_a_run_over_its_time_limit():
     assert run_of(at).job is None
 
 
+def test_the_time_limit_holds_for_every_button_that_starts_a_run():
+    """Not only the sidebar's Start: "Train on from the best weights" (Checkpoints) is refused past the limit too."""
+    at = browser("erin")
+    train_tiny(at)
+    job = run_of(at).job
+    state.registry().max_run_minutes = 1e-6  # shorter than any run
+    page = at.switch_page("pages/5_checkpoints.py").run()
+    page.button(key="btn_best_continue").click().run()
+    assert "(MLP_MAX_RUN_MINUTES)" in texts(page.error)
+    assert run_of(page).job is job  # nothing started
+
+
 def publish(at: AppTest, name: str) -> AppTest:
     runs = runs_page(at)
     record_id = runs.session_state["runs_pick"]
