@@ -58,8 +58,9 @@ def start_run(page, base: str, query: str = LONG_RUN) -> None:
     # On a loaded machine the run can be timed over the "very long run" threshold: Start then asks for a second
     # click (the test is about the run, not that question), as a user would give it.
     again = page.get_by_text("Press Start again to train it anyway")
-    wait_until(lambda: current_step(page) > 0 or again.count() > 0, 60)
-    if current_step(page) <= 0:
+    status = page.locator(".st-key-run_status")  # none while Start asks (no run yet)
+    wait_until(lambda: again.count() > 0 or (status.count() > 0 and current_step(page) > 0), 60)
+    if again.count() > 0 and status.count() == 0:
         button(page, "btn_start").click()
     wait_until(lambda: current_step(page) > 0, 60)
     wait_until(lambda: "run=" in page.url, 10)
