@@ -3,43 +3,22 @@
 The registry's clock is moved by hand; workers are real processes, and every wait is for a state, never a time.
 """
 
+# ruff: noqa: F811 (the fixtures below are test_registry's, imported: pytest passes them by name)
 from __future__ import annotations
 
 import math
 import os
 import threading
-import time
 
 import pytest
+from test_registry import LONG, WORDS, clock, config, dataset, wait_for  # noqa: F401 (fixtures)
 
 from mlp_core.board import BIGRAM_DEV_LOSS, board, board_name
 from mlp_core.config import TrainConfig
-from mlp_core.data import make_dataset
 from mlp_core.diagnostics import overfit_one_batch
 from mlp_core.job import BackgroundTask, TrainingJob, in_worker
 from mlp_core.registry import CapacityError, RunRegistry, RunTooLongError
 from mlp_core.store import RunRecord, RunStore
-
-LONG = 10_000_000  # steps: a job that only ends when told to
-WORDS = ["emma", "olivia", "ava", "isabella", "sophia", "mia", "charlotte", "amelia", "harper", "evelyn"] * 5
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture(scope="module")
-def dataset():
-    return make_dataset(WORDS, block_size=3)
-
-
-@pytest.fixture
-def config():
-    return TrainConfig(emb_dim=2, hidden=8, batch_size=8, steps=LONG, eval_every=1_000_000, seed=1)
 
 
 @pytest.fixture
@@ -47,11 +26,6 @@ def home(tmp_path, monkeypatch):
     monkeypatch.setenv("MLP_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     return tmp_path / "home"
-
-
-@pytest.fixture
-def clock():
-    return Clock()
 
 
 def make_registry(clock, cap: int, tracked: bool):
@@ -73,15 +47,6 @@ def untracked(clock):
     reg = make_registry(clock, 1, tracked=False)
     yield reg
     reg.release_all()
-
-
-def wait_for(predicate, timeout: float = 60.0) -> None:
-    """Poll until predicate() holds; the timeout only guards against a hang."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached")
-        time.sleep(0.01)
 
 
 def paused_recorded_job(reg: RunRegistry, run_id: str, config, dataset) -> TrainingJob:
