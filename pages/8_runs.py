@@ -8,7 +8,7 @@ from dashboard import layout
 
 layout.setup_page("Runs")
 
-from dashboard import run_table, state  # noqa: E402
+from dashboard import actions, run_table, state  # noqa: E402
 from mlp_core.store import StoreError  # noqa: E402
 
 ACTION_ERRORS = (StoreError, PermissionError, ValueError, RuntimeError, OSError)
@@ -106,9 +106,8 @@ def _act(what: str, store_run_id: str) -> None:
                 reg.continue_job(session.run_id, "best")
                 message = f"A new run goes on from **{rec.name}**'s best-dev weights; it is the current run."
         elif what == "rename":
-            name = st.session_state.get(f"runs_new_name_{rec.run_id}", "")
-            state.store().rename(rec.run_id, name)
-            message = f"Renamed to **{' '.join(name.split())}**."
+            name = actions.rename_stored_run(rec.run_id, st.session_state.get(f"runs_new_name_{rec.run_id}", ""))
+            message = f"Renamed to **{name}**."
         elif what == "delete":
             if session.job is not None and session.job.snapshot().run_id == rec.run_id and session.job.live:
                 raise ValueError("this run is training: stop it before deleting it")

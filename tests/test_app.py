@@ -186,7 +186,8 @@ def test_short_run_trains_and_every_page_shows_it():
     assert len(at.get("plotly_chart")) == 2  # this run over time, and all runs overlaid
     assert "train loss" in {m.label for m in at.metric}
     table = at.dataframe[0].value
-    assert list(table["run"]) == ["#1"] and table["steps"][0] == 300 and math.isfinite(float(table["dev"][0]))
+    assert len(table) == 1 and table["run"][0].startswith("#1") and table["steps"][0] == 300
+    assert math.isfinite(float(table["dev"][0]))
     at.button(key="btn_eval_test").click().run()
     assert "Test loss at step 300" in texts(at.info)
 
