@@ -1,6 +1,7 @@
 """Train vs dev: is the model under- or overfitting? Losses over time, final full-split numbers, all runs compared."""
 
 import math
+import zlib
 
 import pandas as pd
 import streamlit as st
@@ -157,7 +158,7 @@ def all_runs(run) -> None:
                 list(label_of),
                 default=list(label_of),
                 format_func=label_of.get,
-                key=f"overlay_runs_{len(label_of)}",  # a new run joins the selection
+                key=f"overlay_runs_{labels_key(label_of)}",  # a new run joins the selection
                 help="Hide a run here or by clicking its legend entry",
             )
             st.plotly_chart(
@@ -174,6 +175,12 @@ def all_runs(run) -> None:
         name_a_run(history, {r.run_id: r.name for r in records})
 
 
+def labels_key(label_of: dict[str, str]) -> str:
+    """A widget key's suffix that changes with the runs' labels: the browser kept showing a renamed run's old
+    label in a picker whose key stayed the same (Streamlit 1.67), so a rename makes a new picker."""
+    return f"{zlib.crc32(repr(sorted(label_of.items())).encode()):08x}"
+
+
 def identity(s) -> str:
     """A row's identity across reruns: its run id in the store, else (an untracked run) its label."""
     return s.run_id or s.label
@@ -188,10 +195,16 @@ def name_a_run(history: list, names: dict[str, str]) -> None:
     by_id = {s.run_id: s for s in history if s.run_id in names}
     if not by_id:
         return
-    if st.session_state.get("tvd_rename_pick") not in by_id:
-        st.session_state["tvd_rename_pick"] = list(by_id)[-1]  # the newest
+    ids = list(by_id)
+    last = st.session_state.get("tvd_renamed")
     c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
-    pick = c1.selectbox("Name a run", list(by_id), format_func=lambda i: by_id[i].label, key="tvd_rename_pick")
+    pick = c1.selectbox(
+        "Name a run",
+        ids,
+        index=ids.index(last) if last in ids else len(ids) - 1,  # the one just renamed, else the newest
+        format_func=lambda i: by_id[i].label,
+        key=f"tvd_rename_pick_{labels_key({i: s.label for i, s in by_id.items()})}",
+    )
     c2.text_input("New name", value=names[pick], key=f"tvd_new_name_{pick}", max_chars=250)
     c3.button("Rename", key="btn_tvd_rename", on_click=rename, args=(pick,), width="stretch")
 
@@ -201,6 +214,7 @@ def rename(store_run_id: str) -> None:
     try:
         name = actions.rename_stored_run(store_run_id, st.session_state.get(f"tvd_new_name_{store_run_id}", ""))
         st.session_state["tvd_rename_outcome"] = ("ok", f"Renamed to **{name}**.")
+        st.session_state["tvd_renamed"] = store_run_id
     except (StoreError, PermissionError) as exc:
         st.session_state["tvd_rename_outcome"] = ("error", str(exc))
 
