@@ -3,7 +3,8 @@
 A page never changes a run through the registry itself: it asks `driver(run)` for a `Driver`, which only the
 browser that drives the run gets (a watcher of a shared link gets `NotDriving`, with the message to show),
 and acts through the Driver's methods. Callbacks use `guarded`, which hands them the Driver or records the
-refusal. What changes only this session (the sidebar's widgets, which model a page shows) needs no Driver.
+refusal. What changes only this session (the sidebar's widgets, which model a page shows) needs no Driver. A
+stored run is changed only by the browser that owns it (`state.my_run`), as `rename_stored_run` does.
 """
 
 from __future__ import annotations
@@ -116,6 +117,17 @@ def driver(run: Run | None = None) -> Driver:
     if not state.drives(run):
         raise NotDriving(WATCHING)
     return Driver(run)
+
+
+def rename_stored_run(store_run_id: str, name: str) -> str:
+    """Rename a stored run of this browser's (the Runs page, Train vs dev); its new name, as the store keeps it.
+
+    Ownership is state.my_run's check (PermissionError for another browser's run); the store tidies the name
+    (StoreError for an empty one).
+    """
+    record = state.my_run(store_run_id)
+    state.store().rename(record.run_id, name)
+    return " ".join(name.split())
 
 
 def guarded(outcome_key: str) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import math
 
+from mlp_core.job import FINISHED
+
 OVERFIT_GAP = 0.1  # nats of dev above train that count as overfitting
 
 
@@ -57,6 +59,20 @@ def loaded_story(snap, dataset_label: str) -> str:
         f"it has no loss curve or evaluations here.{numbers} Sample from it, look at its embeddings, or keep "
         "training it (Checkpoints)."
     )
+
+
+def progress_status(snap, label: str) -> tuple[float, str]:
+    """The sidebar's progress bar of a run: its fill and its text, which must say the same thing.
+
+    A run that finished before its planned steps (early stopping; a loaded checkpoint or a sweep's best, saved
+    part-way) is done: a bar at step / planned (200 / 3,000 read "finished" beside a bar at 7 %) contradicted
+    its status, so the bar is full and the text says where it ended. Stopped, diverged and interrupted runs
+    keep the bar at step / planned: their plan was cut short, and the text says so in its status word.
+    """
+    text = f"**{snap.status}** {label} · step {snap.step:,} / {snap.total_steps:,}"
+    if snap.status == FINISHED and snap.step < snap.total_steps:
+        return 1.0, f"**{snap.status}** {label} · step {snap.step:,} (ended before the planned {snap.total_steps:,})"
+    return snap.progress, text
 
 
 SHORT_TRIALS = 10  # trials this many times shorter than the run they tune: their ranking may not hold

@@ -72,6 +72,12 @@ def display_char(ch: str) -> str:
     return "␣" if ch == " " else ch
 
 
+def display_chars(chars: Sequence[str], limit: int = 30) -> str:
+    """Characters for a sentence, space-separated; past `limit` (a CJK alphabet), the count of the rest."""
+    shown = " ".join(display_char(c) for c in chars[:limit])
+    return shown + (f" and {len(chars) - limit:,} more" if len(chars) > limit else "")
+
+
 # Base letters of vowels, lower case: Latin (with æ, ø, œ, which do not decompose), Greek and Cyrillic.
 VOWEL_BASES = frozenset("aeiouæøœ" + "αεηιουω" + "аеиоуыэюяё")
 
@@ -91,10 +97,21 @@ class PCABasis:
 
     mean: np.ndarray  # (D,)
     components: np.ndarray  # (2, D)
-    explained: np.ndarray  # (2,) share of variance of each component
+    explained: np.ndarray  # (2,) share of the fitted snapshot's variance along each component
 
     def project(self, weights: np.ndarray) -> np.ndarray:
         return (np.asarray(weights, dtype=np.float64) - self.mean) @ self.components.T
+
+    def explained_of(self, weights: np.ndarray) -> np.ndarray:
+        """(2,) share of this snapshot's own variance along each component of the basis.
+
+        The basis is the latest snapshot's, so `explained` describes only that one: at the init, the same
+        directions hold far less of the (still random) variance, and the axis titles must say so.
+        """
+        x = np.asarray(weights, dtype=np.float64)
+        x = x - x.mean(0)
+        total = float((x**2).sum())
+        return ((x @ self.components.T) ** 2).sum(0) / total if total > 0 else np.zeros(2)
 
 
 def pca_basis(weights: np.ndarray) -> PCABasis:
@@ -127,6 +144,19 @@ def axis_ranges(point_sets: Sequence[np.ndarray], pad: float = 0.08) -> tuple[li
     span = np.maximum(hi - lo, 1e-6)
     lo, hi = lo - pad * span, hi + pad * span
     return [float(lo[0]), float(hi[0])], [float(lo[1]), float(hi[1])]
+
+
+def crowd_ranges(points: np.ndarray, spread: float = 3.0) -> tuple[list[float], list[float]]:
+    """Axis ranges around the dense part of a snapshot: the points within `spread` median absolute deviations
+    of the median on both axes (the lecture's blob of letters, without '.', q and the other loners)."""
+    pts = np.asarray(points, dtype=np.float64).reshape(-1, 2)
+    pts = pts[np.isfinite(pts).all(1)]
+    if len(pts) == 0:
+        return axis_ranges([pts])
+    median = np.median(pts, 0)
+    mad = np.median(np.abs(pts - median), 0)
+    near = (np.abs(pts - median) <= spread * np.maximum(mad, 1e-9)).all(1)
+    return axis_ranges([pts[near] if near.sum() >= 2 else pts], pad=0.12)
 
 
 def nearest_neighbours(weights: np.ndarray, labels: Sequence[str], char: str, k: int = 5) -> list[tuple[str, float]]:

@@ -2,9 +2,12 @@
 
 At the end of the lecture's run most letters sit in one tight blob and a few ('.', q, j) far away, so
 labels drawn on the points hide each other. Here every point is a small dot and its label is laid out
-in pixels: it stays on its point when there is room, and is pushed aside just enough otherwise, with a
-leader line back to the dot. With thousands of characters (CJK names) only the most frequent ones and
-the searched ones are labelled; every dot still names itself on hover. Pure plotly, no Streamlit.
+in pixels: it stays on its point when there is room, and is pushed aside a little otherwise, with a
+short leader line back to the dot. A label with no free spot near its dot is left off (pushed further,
+the blob's labels became a starburst of long crossing lines nobody could follow): the figure lists
+those in `layout.meta`, for the page to name them and offer a zoom into the blob (`analysis.crowd_ranges`),
+where they fit. With thousands of characters (CJK names) only the most frequent ones and the searched
+ones are labelled; every dot still names itself on hover. Pure plotly, no Streamlit.
 """
 
 from __future__ import annotations
@@ -30,6 +33,9 @@ PLOT_WIDTH, PLOT_HEIGHT = 640.0, HEIGHT - 174.0
 LABEL_HEIGHT, CHAR_WIDTH, LABEL_PAD = 24.0, 11.0, 6.0  # px: a box at FONT_SIZE with borderpad 3 and border 1
 DOT_SIZE = 7
 RING_STEP = 4.0  # px between the rings of candidate label positions around a dot
+# The farthest a label may sit from its dot (centre to centre, px): a label height and a half, so a leader line
+# stays short enough to follow at a glance. A label with no free spot that near is left off.
+MAX_LEADER = 36.0
 GROUPS = (("'.' start/end", GREY), ("consonant / other", BLUE), ("vowel", ORANGE))
 
 
@@ -59,14 +65,21 @@ def labelled_indices(labels: Sequence[str], counts: Mapping[str, int] | None, hi
 
 
 def label_layout(
-    anchors: np.ndarray, widths: np.ndarray, obstacles: np.ndarray, width: float, height: float
+    anchors: np.ndarray,
+    widths: np.ndarray,
+    obstacles: np.ndarray,
+    width: float,
+    height: float,
+    max_offset: float = np.inf,
+    keep: Collection[int] = (),
 ) -> np.ndarray:
     """Label centres (n, 2) in pixels, y up: on its anchor when there is room, else the nearest free spot.
 
     Boxes are widths x LABEL_HEIGHT; obstacles (m, 2) are the dots, which a label must not cover (its own
-    dot excepted: a label on its dot marks the spot). Greedy and deterministic: the least crowded labels
-    are placed first, each at the first free candidate on rings of growing radius around its anchor, so
-    the result never has two labels overlapping while any free spot is left inside the plot.
+    dot excepted: a label on its dot marks the spot). Greedy and deterministic: the labels in `keep` first,
+    then the least crowded ones, each at the first free candidate on rings of growing radius around its
+    anchor. A label (not in `keep`) with no free spot within max_offset px of its anchor gets NaN: left off,
+    so no two labels ever overlap. Those in `keep` go to the least bad spot anywhere.
     """
     n = len(anchors)
     if n == 0:
@@ -78,16 +91,19 @@ def label_layout(
     radii = np.arange(RING_STEP, max(width, height), RING_STEP)
     rings = (radii[:, None, None] * np.stack([np.cos(angles), np.sin(angles)], axis=1)[None]).reshape(-1, 2)
     offsets = np.vstack([[0.0, 0.0], rings])
+    near = np.linalg.norm(offsets, axis=1) <= max_offset
     crowd = (np.abs(anchors[:, None] - anchors[None]) < half[:, None] + half[None]).all(2).sum(1)
+    keep = set(keep)
     placed = np.zeros((0, 2))
     placed_half = np.zeros((0, 2))
-    result = np.empty_like(anchors, dtype=np.float64)
-    for i in np.argsort(crowd, kind="stable"):
+    result = np.full_like(anchors, np.nan, dtype=np.float64)
+    for i in sorted(range(n), key=lambda i: (i not in keep, crowd[i])):  # sorted() is stable: ties by index
         foreign = obstacles[np.linalg.norm(obstacles - anchors[i], axis=1) > 1e-6]
+        reach = offsets if i in keep else offsets[near]
         best, best_cost = anchors[i], np.inf
         # Ten rings at a time: most labels find room in the first few, so the far rings are rarely computed.
-        for start in range(0, len(offsets), 1 + 10 * len(angles)):
-            cands = anchors[i] + offsets[start : start + 1 + 10 * len(angles)]
+        for start in range(0, len(reach), 1 + 10 * len(angles)):
+            cands = anchors[i] + reach[start : start + 1 + 10 * len(angles)]
             outside = ~(((cands - half[i]) >= 0).all(1) & ((cands + half[i]) <= [width, height]).all(1))
             clash = (np.abs(cands[:, None] - placed[None]) < half[i] + placed_half + LABEL_PAD / 2).all(2).sum(1)
             covers = (np.abs(cands[:, None] - foreign[None]) < half[i] + dot).all(2).sum(1)
@@ -98,6 +114,8 @@ def label_layout(
                 best, best_cost = cands[j], cost[j]
             if best_cost == 0:
                 break
+        if best_cost > 0 and i not in keep:
+            continue  # no free spot near its dot: left off (NaN)
         result[i] = best
         placed = np.vstack([placed, best])
         placed_half = np.vstack([placed_half, half[i]])
@@ -168,7 +186,11 @@ def embedding_figure(
             )
         )
     shown = labelled_indices(labels, counts, set(highlight))
-    fig.update_layout(annotations=_label_annotations(points, labels, groups, shown, set(marked), x_range, y_range))
+    notes, unlabelled = _label_annotations(points, labels, groups, shown, set(marked), x_range, y_range)
+    fig.update_layout(annotations=notes)
+    # For the page's caption: which characters have no label here, and which lie outside the axes (a zoom).
+    outside = ~((points >= [x_range[0], y_range[0]]) & (points <= [x_range[1], y_range[1]])).all(1)
+    fig.update_layout(meta={"unlabelled": unlabelled, "outside": [labels[i] for i in np.flatnonzero(outside)]})
     _layout(fig, title, x_title, y_title, height=HEIGHT)
     fig.update_xaxes(range=list(x_range))
     fig.update_yaxes(range=list(y_range))
@@ -183,20 +205,25 @@ def _label_annotations(
     marked: Collection[int],
     x_range: Sequence[float],
     y_range: Sequence[float],
-) -> list[dict]:
-    """One annotation per shown label: the text box at its laid-out place, a leader line to its dot if it moved."""
+) -> tuple[list[dict], list[str]]:
+    """One annotation per label that fits: the text box at its laid-out place, a leader line to its dot if it
+    moved; and the characters (inside the axes) left without a label, for lack of room near their dots."""
     scale = np.array([PLOT_WIDTH / (x_range[1] - x_range[0]), PLOT_HEIGHT / (y_range[1] - y_range[0])])
     px = (points - np.array([x_range[0], y_range[0]])) * scale
-    finite = np.isfinite(px).all(1)
-    shown = [i for i in shown if finite[i]]
+    inside = np.isfinite(px).all(1) & (px >= 0).all(1) & (px <= [PLOT_WIDTH, PLOT_HEIGHT]).all(1)
+    shown = [i for i in shown if inside[i]]
     texts = [display_char(labels[i]) for i in shown]
     widths = np.array([8 + text_width(t) for t in texts], dtype=np.float64)
     # Thousands of dots (a CJK alphabet) would make the layout slow; there, labels may cover unlabelled dots.
-    others = np.zeros((0, 2)) if crowded(labels) else px[finite]
-    centres = label_layout(px[shown], widths, others, PLOT_WIDTH, PLOT_HEIGHT)
+    others = np.zeros((0, 2)) if crowded(labels) else px[inside]
+    keep = [j for j, i in enumerate(shown) if i in marked]  # a searched character is always labelled
+    centres = label_layout(px[shown], widths, others, PLOT_WIDTH, PLOT_HEIGHT, MAX_LEADER, keep)
     colors = dict(GROUPS)
-    notes = []
+    notes, unlabelled = [], []
     for j, i in enumerate(shown):
+        if not np.isfinite(centres[j]).all():
+            unlabelled.append(labels[i])
+            continue
         dx, dy = centres[j] - px[i]
         moved = bool(np.hypot(dx, dy) > 2)
         color = RED if i in marked else colors[groups[i]]
@@ -221,4 +248,4 @@ def _label_annotations(
                 "hovertext": f"{texts[j]} ({points[i, 0]:.3f}, {points[i, 1]:.3f})",
             }
         )
-    return notes
+    return notes, unlabelled

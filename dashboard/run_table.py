@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 
@@ -62,12 +63,14 @@ def _number(value: str) -> object:
 
 def summaries(records: list[RunRecord], store: RunStore, live: list[RunSummary], curves: int = 30) -> list[RunSummary]:
     """Stored runs as Train vs dev's rows, oldest first, with the session's live rows in place of their stored
-    ones (a live row is newer); the dev curves of the newest `curves` runs come from the store's metrics."""
+    ones (a live row is newer, labelled "#2 <its stored name>"); the dev curves of the newest `curves` runs come
+    from the store's metrics. Every row of a stored run is labelled with its name, so a rename shows here."""
     by_id = {s.run_id: s for s in live if s.run_id}
     rows: list[RunSummary] = []
     for i, r in enumerate(records):  # newest first
-        if r.run_id in by_id:
-            rows.append(by_id.pop(r.run_id))
+        if r.run_id in by_id:  # this session's run: its number, and the name it has in the store (maybe renamed)
+            row = by_id.pop(r.run_id)
+            rows.append(dataclasses.replace(row, label=f"{row.label} {r.name}".strip()))
             continue
         try:
             config = from_dict({k: v for k, v in r.params.items() if k in set(field_names())})

@@ -24,7 +24,7 @@ from mlp_core.registry import CapacityError, Run
 from mlp_core.store import StoreError
 from mlp_core.trainer import estimate_run_seconds
 
-from . import actions, datasets, queue_panel, state
+from . import actions, advice, datasets, queue_panel, state
 from .state import HP, Settings
 
 USER_ERRORS = (DatasetError, CapacityError, ConfigError, StoreError, ValueError, RuntimeError, OSError)
@@ -263,9 +263,8 @@ def _status(run: Run) -> None:
         return
     snap = state.live_snapshot(job, "sidebar")  # the one the page's live view draws too
     with st.container(key="run_status"):
-        st.progress(
-            snap.progress, text=f"**{snap.status}** {run.job_label} · step {snap.step:,} / {snap.total_steps:,}"
-        )
+        fill, text = advice.progress_status(snap, run.job_label)
+        st.progress(fill, text=text)
         st.markdown(
             f"{_speed(snap)}  \n**{snap.params:,}** parameters  \n"
             f"batch loss **{state.fmt_loss(snap.last_loss)}** · best dev **{state.fmt_loss(snap.best_dev)}**"

@@ -51,7 +51,7 @@ SWEEP_FROM, SWEEP_TO, SWEEP_STEPS = "sweep_from", "sweep_to", "sweep_steps"
 SWEEP_LR_USED = "sweep_lr_used"  # the lr "Use this LR" put in the sidebar
 # Embeddings
 EMB_MODE, EMB_DIM_X, EMB_DIM_Y = "emb_mode", "emb_dim_x", "emb_dim_y"
-EMB_STEP, EMB_FIXED_AXES = "emb_step", "emb_fixed_axes"
+EMB_STEP, EMB_FIXED_AXES, EMB_ZOOM = "emb_step", "emb_fixed_axes", "emb_zoom"
 EMB_CHAR, EMB_K = "emb_char", "emb_k"
 EMB_SEARCH = "emb_search"  # characters to ring in red (and always label) on the scatter
 # Sample

@@ -10,10 +10,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import plotly.graph_objects as go
+from plotly.colors import sample_colorscale
 
 from .charts import BLUE, GREY, ORANGE, _layout
 
 FINISHED = ("completed", "stopped", "errored")
+COLORSCALE = "Viridis"  # dark = low dev loss = good
 
 
 def _finite(x: Any) -> bool:
@@ -61,13 +63,15 @@ def curves_figure(
         style = (
             {"color": ORANGE, "width": 4}
             if is_best
-            else {"color": GREY if dim else BLUE, "width": 1.5, "dash": "dot" if dim else "solid"}
+            else {"color": GREY if dim else BLUE, "width": 2.5 if dim else 2, "dash": "dot" if dim else "solid"}
         )
         label = f"{t['id']} ({t.get('status')})" + (" · best" if is_best else "")
         fig.add_trace(
             go.Scatter(
                 x=[p[0] for p in curve], y=[p[1] for p in curve], mode="lines+markers", name=label, line=style,
-                marker={"size": 7 if is_best else 4}, opacity=0.35 if dim else 1.0,
+                # Dimmed, not faded out: a trial stopped at its first evaluation is a single dot, which at 4 px
+                # and 35 % opacity was a speck nobody could find.
+                marker={"size": 8 if is_best or dim else 5}, opacity=0.6 if dim else 1.0,
                 hovertemplate=f"{t['id']}<br>step %{{x:,}}<br>dev %{{y:.4f}}<extra></extra>",
             )
         )  # fmt: skip
@@ -86,44 +90,144 @@ def curves_figure(
     return fig
 
 
+# ---------------------------------------------------------------------- parallel coordinates
+# Drawn with plain lines, not plotly's Parcoords: that one draws every trial as a 1-pixel WebGL hairline (no line
+# width to set), labels its ticks with raw numbers ("-1.22394" for log10 lr) and cannot dim a trial.
+LOG_SETTINGS = ("lr", "weight_decay")  # always on a log axis; any other positive setting when it spans 10x
+PARALLEL_TICKS = 5
+
+
+def short_number(v: float) -> str:
+    """A tick label: whole numbers as such (1,024), else 3 significant digits in plain notation (0.003, 2.15),
+    beyond that as 1e-5."""
+    if v == 0:
+        return "0"
+    if float(v).is_integer() and abs(v) < 1e6:
+        return f"{v:,.0f}"
+    if 1e-4 <= abs(v) < 1e6:
+        return f"{float(f'{v:.3g}'):f}".rstrip("0").rstrip(".")
+    mantissa, exponent = f"{v:.2g}".split("e")
+    return f"{mantissa}e{int(exponent)}"  # 1e-5, not 1e-05
+
+
+def _nice_step(span: float, ticks: int = PARALLEL_TICKS) -> float:
+    raw = span / max(ticks - 1, 1)
+    power = 10 ** math.floor(math.log10(raw))
+    return next(m * power for m in (1, 2, 2.5, 5, 10) if m * power >= raw)
+
+
+def axis_ticks(lo: float, hi: float, log: bool = False, integer: bool = False) -> list[float]:
+    """Round tick values inside [lo, hi] (log: 1, 2 and 5 times powers of ten), never fewer than the two ends."""
+    if hi <= lo:
+        return [lo]
+    if log:
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        for mantissas in ((1, 2, 5), (1, 2, 3, 5), (1, 2, 3, 4, 5, 6, 7, 8, 9)):  # finer within a narrow range
+            ticks = [
+                m * 10.0**e for e in decades for m in mantissas if lo * (1 - 1e-9) <= m * 10.0**e <= hi * (1 + 1e-9)
+            ]
+            if len(ticks) >= 3:
+                break
+        if len(ticks) > PARALLEL_TICKS + 1:  # many decades: their powers of ten only
+            ticks = [t for t in ticks if f"{t:e}".startswith("1")] or ticks
+        if len(ticks) > PARALLEL_TICKS + 1:
+            ticks = ticks[:: math.ceil(len(ticks) / PARALLEL_TICKS)]
+    else:
+        step = max(_nice_step(hi - lo), 1.0) if integer else _nice_step(hi - lo)
+        first = math.ceil(lo / step - 1e-9) * step
+        ticks = [round(first + i * step, 12) for i in range(int((hi - first) / step + 1e-9) + 1)]
+    return ticks if len(ticks) >= 2 else [lo, hi]
+
+
+def _axis(name: str, values: list[Any]) -> dict[str, Any]:
+    """One vertical axis: each trial's position on it (0 = bottom, 1 = top), its ticks and their labels."""
+    numeric = all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in values)
+    if not numeric:  # a choice (optimizer, schedule, init): its options evenly spaced
+        options = sorted({str(v) for v in values})
+        at = {o: (i + 0.5) / len(options) for i, o in enumerate(options)}
+        return {"title": name, "pos": [at[str(v)] for v in values], "ticks": list(at.values()), "text": options}
+    lo, hi = min(values), max(values)
+    log = lo > 0 and (name in LOG_SETTINGS or hi / lo >= 10)
+    integer = all(float(v).is_integer() for v in values)
+    ticks = axis_ticks(lo, hi, log, integer)
+    f = math.log10 if log else float
+    a, b = min(f(lo), f(ticks[0])), max(f(hi), f(ticks[-1]))
+    if b - a < 1e-12:  # one value: the middle of the axis
+        return {"title": name, "pos": [0.5] * len(values), "ticks": [0.5], "text": [short_number(lo)]}
+    pos = [(f(v) - a) / (b - a) for v in values]
+    return {
+        "title": f"{name} (log)" if log else name,
+        "pos": pos,
+        "ticks": [(f(t) - a) / (b - a) for t in ticks],
+        "text": [short_number(t) for t in ticks],
+    }
+
+
 def parallel_figure(trials: Sequence[Mapping[str, Any]], fields: Sequence[str]) -> go.Figure:
-    """Parallel coordinates: each trial's swept settings and its dev loss, coloured by dev loss (dark = low)."""
-    rows = [t for t in trials if _finite(t.get("dev_loss"))]
-    dims = []
-    for name in fields:
-        values = [t.get("config", {}).get(name) for t in rows]
-        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
-            log = name in ("lr", "weight_decay") and all(v > 0 for v in values)
-            if log:
-                shown = [math.log10(v) for v in values]
-                dims.append({"label": f"log10 {name}", "values": shown})
-            else:
-                dims.append({"label": name, "values": values})
-        else:
-            labels = sorted({str(v) for v in values})
-            codes = {v: i for i, v in enumerate(labels)}
-            dims.append(
-                {"label": name, "values": [codes[str(v)] for v in values], "tickvals": list(codes.values()),
-                 "ticktext": labels}
-            )  # fmt: skip
-    dev = [t["dev_loss"] for t in rows]
-    dims.append({"label": "dev loss", "values": dev})
+    """Parallel coordinates: one thick line per trial with a dev loss through its swept settings and its dev
+    loss, coloured by dev loss (dark = low); trials stopped early dotted and lighter, the best drawn last."""
+    rows = sorted(
+        (t for t in trials if _finite(t.get("dev_loss"))), key=lambda t: -t["dev_loss"]
+    )  # worst first: the best lines end up on top
+    names = [*fields, "dev loss"]
+    axes = [_axis(name, [t.get("config", {}).get(name) for t in rows]) for name in fields]
+    axes.append(_axis("dev loss", [t["dev_loss"] for t in rows]))
+    axes[-1]["title"] = "dev loss"
     fig = go.Figure()
     if rows:
-        fig.add_trace(
-            go.Parcoords(
-                dimensions=dims,
-                line={"color": dev, "colorscale": "Viridis", "showscale": True, "colorbar": {"title": "dev"}},
-                labelfont={"size": 14},
-                tickfont={"size": 12},
+        dev = [t["dev_loss"] for t in rows]
+        lo, hi = min(dev), max(dev)
+        shades = sample_colorscale(COLORSCALE, [(d - lo) / (hi - lo) if hi > lo else 0.0 for d in dev])
+        for j, t in enumerate(rows):
+            stopped = t.get("status") in ("stopped", "errored")
+            values = "<br>".join(
+                f"{n}: {short_number(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v}"
+                for n, v in zip(names, [*(t.get("config", {}).get(n) for n in fields), t["dev_loss"]], strict=True)
             )
-        )
-    fig.update_layout(
-        title={"text": "Settings vs dev loss (one line per trial with a dev loss)", "font": {"size": 18}},
-        height=420,
-        margin={"l": 70, "r": 40, "t": 90, "b": 30},
-        font={"size": 14},
-    )
+            fig.add_trace(
+                go.Scatter(
+                    x=list(range(len(axes))), y=[a["pos"][j] for a in axes], mode="lines+markers",
+                    line={"color": shades[j], "width": 2.5 if stopped else 4, "dash": "dot" if stopped else "solid"},
+                    marker={"size": 7 if stopped else 9, "color": shades[j]}, opacity=0.55 if stopped else 1.0,
+                    name=t["id"], showlegend=False,
+                    hovertemplate=f"{t['id']} ({t.get('status')})<br>{values}<extra></extra>",
+                )
+            )  # fmt: skip
+        # Legend entries for the two line styles, and the colour bar for dev loss.
+        for label, dash, opacity in (("completed", "solid", 1.0), ("stopped early", "dot", 0.55)):
+            fig.add_trace(
+                go.Scatter(
+                    x=[None], y=[None], mode="lines", name=label, opacity=opacity,
+                    line={"color": GREY, "width": 3, "dash": dash},
+                )
+            )  # fmt: skip
+        fig.add_trace(
+            go.Scatter(
+                x=[None], y=[None], mode="markers", showlegend=False, hoverinfo="skip",
+                marker={
+                    "color": [lo, hi], "cmin": lo, "cmax": hi, "colorscale": COLORSCALE, "showscale": True,
+                    "colorbar": {"title": {"text": "dev"}, "thickness": 14, "len": 0.8, "tickformat": ".2f"},
+                },
+            )
+        )  # fmt: skip
+    _layout(fig, "Settings vs dev loss (one line per trial)", "", "", height=440)
+    for i, a in enumerate(axes):
+        fig.add_shape(type="line", x0=i, x1=i, y0=0, y1=1, line={"color": "#444", "width": 1.5}, layer="below")
+        fig.add_annotation(x=i, y=1.04, text=f"<b>{a['title']}</b>", showarrow=False, yanchor="bottom")
+        for tick, text in zip(a["ticks"], a["text"], strict=True):
+            fig.add_annotation(
+                x=i,
+                y=tick,
+                text=text,
+                showarrow=False,
+                xanchor="right",
+                xshift=-5,
+                font={"size": 12, "color": "#333"},
+                bgcolor="rgba(255,255,255,0.75)",  # readable where lines pass behind it
+            )
+    fig.update_xaxes(visible=False, range=[-0.55, max(len(axes) - 1, 1) + 0.15])
+    fig.update_yaxes(visible=False, range=[-0.04, 1.12])
+    fig.update_layout(margin={"l": 30, "r": 20, "t": 60, "b": 20}, hovermode="closest")
     return fig
 
 

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 from playwright.sync_api import Page, sync_playwright  # noqa: E402
 
+from mlp_core.config import PRESETS  # noqa: E402
 from tests.e2e.server import CHROMIUM, CHROMIUM_ARGS, streamlit_server  # noqa: E402
 from tests.e2e.ui import button, go_to, wait_until  # noqa: E402
 
@@ -47,6 +48,15 @@ def chart_is_current(page: Page) -> bool:
     )
 
 
+def drawn(page: Page) -> bool:
+    """Nothing dimmed as stale (a rerun under way: on a busy machine half a page was grey) and every chart drawn
+    (the Train page's chart was once an empty box)."""
+    return page.evaluate(
+        """() => !document.querySelector('[data-stale="true"]') &&
+            [...document.querySelectorAll('[data-testid="stPlotlyChart"]')].every(c => c.querySelector('.main-svg'))"""
+    )
+
+
 def shoot(page: Page, name: str, ready: Callable[[Page], bool] | None = None) -> None:
     """A full-page PNG. Streamlit scrolls its main area inside the window, so Playwright's full_page
     sees only one screen: grow the window to the content's height instead (the sidebar is cut there)."""
@@ -59,7 +69,7 @@ def shoot(page: Page, name: str, ready: Callable[[Page], bool] | None = None) ->
     page.set_viewport_size({"width": WIDTH, "height": max(HEIGHT, height + 40)})
     settle(page, 1.5)
     deadline = time.monotonic() + 30
-    while ready is not None and not ready(page) and time.monotonic() < deadline:
+    while not (drawn(page) and (ready is None or ready(page))) and time.monotonic() < deadline:
         time.sleep(0.05)
     if page.locator('[data-testid="stException"]').count():
         raise RuntimeError(
@@ -131,18 +141,35 @@ def take_all(page: Page, url: str, tmp: Path) -> None:
     settle(page)
     shoot(page, "diagnostics")
 
-    # A second, quick run (the fast preset, to the end): two runs to compare, and embeddings with a
-    # visible structure (the lecture's N(0, 1) init squeezes most characters into one blob).
+    # The lecture's run late in training: most letters in one dense blob, '.', q and a few others far out. The
+    # labels that fit near their dots, the rest named in the caption; then the zoom into the blob.
+    visit(page, "Embeddings")
+    shoot(page, "embeddings")
+    page.locator(".st-key-emb_zoom label").first.click()
+    settle(page)
+    shoot(page, "embeddings_zoom")
+
+    # A second, quick run (the fast preset, to the end): two runs to compare, named where they are compared.
     button(page, "preset_fast").click()
     # Start only once the preset is in the widgets (on a busy machine a rerun takes seconds).
-    wait_until(lambda: page.locator(".st-key-hp_steps input").first.input_value() == "1500", 30)
+    fast = str(PRESETS["fast"].steps)
+    wait_until(lambda: page.locator(".st-key-hp_steps input").first.input_value() == fast, 30)
     settle(page, 1)
     button(page, "btn_start").click()
     status = page.locator(".st-key-run_status")
     wait_until(lambda: status.count() and "finished #2" in status.first.inner_text(), 120)
-    for name, link in (("train_vs_dev", "Train vs dev"), ("embeddings", "Embeddings")):
-        visit(page, link)
-        shoot(page, name)
+    visit(page, "Train vs dev")
+    name = page.locator('[class*="st-key-tvd_new_name_"] input').first  # keyed by the picked run's id
+    name.fill(f"fast preset, {PRESETS['fast'].steps:,} steps")
+    name.press("Enter")
+    button(page, "btn_tvd_rename").click()
+    page.get_by_text("Renamed to").wait_for()
+    page.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTo(0, 0)")  # the click scrolled
+    settle(page)
+    shoot(page, "train_vs_dev")
+
+    visit(page, "Runs")
+    shoot(page, "runs")
 
 
 if __name__ == "__main__":

@@ -34,7 +34,8 @@ if dim > 2:
         format_func={"pca": "PCA to 2-D", "raw": "Two raw dimensions"}.get,
         key=state.EMB_MODE,
         horizontal=True,
-        help="PCA is fitted once on the latest snapshot and reused for every snapshot, so the replay is stable.",
+        help="PCA is fitted once on the latest snapshot and reused for every snapshot, so the replay is stable. "
+        "The axis titles give the share of the shown snapshot's variance along each axis.",
     )
 if mode == "raw" and dim >= 2:
     for key in (state.EMB_DIM_X, state.EMB_DIM_Y):
@@ -77,21 +78,35 @@ chosen = snaps[steps.index(step)]
 if mode == "pca":
     basis = analysis.pca_basis(snaps[-1].weights)
     all_points = [basis.project(s.weights) for s in snaps]
-    x_title = f"PC1 ({basis.explained[0]:.0%} of variance)"
-    y_title = f"PC2 ({basis.explained[1]:.0%} of variance)"
+    # The latest snapshot's directions, but this snapshot's share: at the init they hold far less of it.
+    explained = basis.explained_of(chosen.weights)
+    x_title = f"PC1 ({explained[0]:.0%} of variance)"
+    y_title = f"PC2 ({explained[1]:.0%} of variance)"
 elif dim >= 2:
     all_points = [s.weights[:, [dx, dy]] for s in snaps]
     x_title, y_title = f"dimension {dx}", f"dimension {dy}"
 else:  # a 1-D embedding: spread along x only
     all_points = [np.column_stack([s.weights[:, 0], np.zeros(len(labels))]) for s in snaps]
     x_title, y_title = "dimension 0", "(1-D embedding)"
-fixed = st.toggle(
+c1, c2 = st.columns(2)
+zoom = c2.toggle(
+    "Zoom into the crowd",
+    key=state.EMB_ZOOM,
+    help="The axes of the dense part of this snapshot (the lecture's blob of letters), where every label fits; "
+    "the characters far from it are left outside the view.",
+)
+fixed = c1.toggle(
     "Same axes for every snapshot",
     value=True,
     key=state.EMB_FIXED_AXES,
+    disabled=zoom,
     help="On: the replay does not rescale (early snapshots can be much wider). Off: zoom to this snapshot.",
 )
-x_range, y_range = analysis.axis_ranges(all_points if fixed else [all_points[steps.index(step)]])
+points = all_points[steps.index(step)]
+if zoom:
+    x_range, y_range = analysis.crowd_ranges(points)
+else:
+    x_range, y_range = analysis.axis_ranges(all_points if fixed else [points])
 search = st.text_input(
     "Find characters",
     key=state.EMB_SEARCH,
@@ -105,7 +120,7 @@ if missing:
     st.caption(f"Not in this data's alphabet: {' '.join(missing)}")
 counts = datasets.char_counts(job.dataset)
 fig = embedding_charts.embedding_figure(
-    all_points[steps.index(step)],
+    points,
     labels,
     x_title=x_title,
     y_title=y_title,
@@ -116,14 +131,24 @@ fig = embedding_charts.embedding_figure(
     highlight=set(wanted) & set(labels),
 )
 st.plotly_chart(fig, key="embedding_chart", config={"displaylogo": False})
+notes = []
 if embedding_charts.crowded(labels):
-    st.caption(
+    notes.append(
         f"{len(labels):,} characters: labelled are the {embedding_charts.TOP_LABELS} most frequent in the data and "
-        "the ones you search for; hover a dot for its character. Labels that would overlap are moved aside, with "
-        "a line to their dot."
+        "the ones you search for; hover a dot for its character."
     )
-else:
-    st.caption("Labels that would overlap are moved aside, with a line to their dot. Accented vowels count as vowels.")
+notes.append("Labels that would overlap are moved aside, with a short line to their dot.")
+unlabelled, outside = fig.layout.meta["unlabelled"], fig.layout.meta["outside"]
+if unlabelled:
+    notes.append(
+        f"No room near their dots for {len(unlabelled)}: {analysis.display_chars(unlabelled)}"
+        + (" (hover a dot, or search for it)." if zoom else ": hover a dot, search for it, or **zoom into the crowd**.")
+    )
+if outside:
+    notes.append(f"Outside this view: {analysis.display_chars(outside)}.")
+if not embedding_charts.crowded(labels):
+    notes.append("Accented vowels count as vowels.")
+st.caption(" ".join(notes))
 
 st.subheader("Nearest neighbours")
 if st.session_state.get(state.EMB_CHAR) not in labels:

@@ -1,11 +1,12 @@
 """Train vs dev: is the model under- or overfitting? Losses over time, final full-split numbers, all runs compared."""
 
 import math
+import zlib
 
 import pandas as pd
 import streamlit as st
 
-from dashboard import advice, charts, layout, run_table, state
+from dashboard import actions, advice, charts, layout, run_table, state
 from mlp_core.baselines import baselines_for
 from mlp_core.store import StoreError
 
@@ -150,16 +151,20 @@ def all_runs(run) -> None:
                 help="Fraction: each run's steps divided by its planned steps, so runs of different lengths align. "
                 "Wall time: seconds of training, each run at its average pace",
             )
-            labels = [s.label for s in history if s.evals]
+            # Options by identity (the store's run id), shown by label: a renamed run stays selected.
+            label_of = {identity(s): s.label for s in history if s.evals}
             shown = c2.multiselect(
                 "Runs to show",
-                labels,
-                default=labels,
-                key=f"overlay_runs_{len(labels)}",  # a new run joins the selection
+                list(label_of),
+                default=list(label_of),
+                format_func=label_of.get,
+                key=f"overlay_runs_{labels_key(label_of)}",  # a new run joins the selection
                 help="Hide a run here or by clicking its legend entry",
             )
             st.plotly_chart(
-                charts.runs_overlay_figure(history, x=x, selected=shown, title="Dev loss of your runs"),
+                charts.runs_overlay_figure(
+                    history, x=x, selected=[label_of[i] for i in shown], title="Dev loss of your runs"
+                ),
                 key="runs_overlay_chart",
                 config={"displaylogo": False},
             )
@@ -167,6 +172,51 @@ def all_runs(run) -> None:
                 "The dev-loss axis runs from the lowest dev loss to twice it: a run that goes higher (diverged) is "
                 "drawn at the top edge with a ▲, its true value on hover."
             )
+        name_a_run(history, {r.run_id: r.name for r in records})
+
+
+def labels_key(label_of: dict[str, str]) -> str:
+    """A widget key's suffix that changes with the runs' labels: the browser kept showing a renamed run's old
+    label in a picker whose key stayed the same (Streamlit 1.67), so a rename makes a new picker."""
+    return f"{zlib.crc32(repr(sorted(label_of.items())).encode()):08x}"
+
+
+def identity(s) -> str:
+    """A row's identity across reruns: its run id in the store, else (an untracked run) its label."""
+    return s.run_id or s.label
+
+
+def name_a_run(history: list, names: dict[str, str]) -> None:
+    """Rename one of your stored runs (names: run id -> its name in the store) here, where you compare them:
+    the table and the overlay's legend show the new name."""
+    outcome = st.session_state.pop("tvd_rename_outcome", None)
+    if outcome is not None:
+        (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+    by_id = {s.run_id: s for s in history if s.run_id in names}
+    if not by_id:
+        return
+    ids = list(by_id)
+    last = st.session_state.get("tvd_renamed")
+    c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
+    pick = c1.selectbox(
+        "Name a run",
+        ids,
+        index=ids.index(last) if last in ids else len(ids) - 1,  # the one just renamed, else the newest
+        format_func=lambda i: by_id[i].label,
+        key=f"tvd_rename_pick_{labels_key({i: s.label for i, s in by_id.items()})}",
+    )
+    c2.text_input("New name", value=names[pick], key=f"tvd_new_name_{pick}", max_chars=250)
+    c3.button("Rename", key="btn_tvd_rename", on_click=rename, args=(pick,), width="stretch")
+
+
+def rename(store_run_id: str) -> None:
+    """The Rename button: through actions.rename_stored_run (this browser's runs only, as on the Runs page)."""
+    try:
+        name = actions.rename_stored_run(store_run_id, st.session_state.get(f"tvd_new_name_{store_run_id}", ""))
+        st.session_state["tvd_rename_outcome"] = ("ok", f"Renamed to **{name}**.")
+        st.session_state["tvd_renamed"] = store_run_id
+    except (StoreError, PermissionError) as exc:
+        st.session_state["tvd_rename_outcome"] = ("error", str(exc))
 
 
 run = state.current_run()

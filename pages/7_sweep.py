@@ -216,7 +216,8 @@ def sweep_view(sweep_dir: Path, live: bool) -> None:
     with st.container(key="sweep_table"):
         st.table(rows.style.hide(axis="index") if len(rows) else rows)
     started = summary.get("started", time.time())
-    g1, g2 = st.columns(2)
+    # Side by side while the parallel chart has few axes; with more, it takes the full width to stay readable.
+    g1, g2 = st.columns(2) if len(fields) <= 3 else (st.container(), st.container())
     g1.plotly_chart(sweep_charts.best_so_far_figure(trials, started), key="sweep_best_chart")
     g2.plotly_chart(sweep_charts.parallel_figure(trials, fields), key="sweep_parallel_chart")
     refs = [*(reference_lines() if trials else ()), *((("your run (sidebar)", REFERENCE[0]),) if REFERENCE[0] else ())]

@@ -110,9 +110,8 @@ def _act(what: str, store_run_id: str) -> None:
                 driver.continue_job("best")
                 message = f"A new run goes on from **{rec.name}**'s best-dev weights; it is the current run."
         elif what == "rename":
-            name = st.session_state.get(f"runs_new_name_{rec.run_id}", "")
-            state.store().rename(rec.run_id, name)
-            message = f"Renamed to **{' '.join(name.split())}**."
+            name = actions.rename_stored_run(rec.run_id, st.session_state.get(f"runs_new_name_{rec.run_id}", ""))
+            message = f"Renamed to **{name}**."
         elif what == "publish":
             name = board_name(st.session_state.get(f"runs_board_name_{rec.run_id}", ""))
             state.store().publish(rec.run_id, name)

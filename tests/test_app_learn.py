@@ -115,6 +115,18 @@ def test_after_step_x1_the_sidebar_promises_no_time_left():
     assert "left" not in status  # one step's speed times 299 steps is no forecast, and a paused run spends nothing
 
 
+def test_a_run_that_stops_early_fills_the_sidebars_bar_and_says_where_it_ended():
+    # Evaluations every 10 steps with patience 1: the first evaluation that is no better ends the run.
+    at = train_tiny(app(), hp_eval_every=10, hp_early_stop_patience=1, hp_lr=1e-9)  # a run that learns nothing
+    snap = run_of(at).job.snapshot()
+    assert snap.status == "finished" and snap.step < 300, "the run did not stop early"
+    bar = at.sidebar.get("progress")[0].proto
+    assert bar.value == 100  # a finished run's bar is full (it stood at step / planned: "finished" beside 7 %)
+    assert f"step {snap.step:,} (ended before the planned 300)" in bar.text
+    running = SimpleNamespace(status=RUNNING, step=75, total_steps=300, progress=0.25)
+    assert advice.progress_status(running, "#1") == (0.25, "**running** #1 · step 75 / 300")
+
+
 def test_the_sidebar_labels_a_scheduled_learning_rate_as_the_current_one():
     snap = SimpleNamespace(
         status=RUNNING,

@@ -99,6 +99,38 @@ def test_rename_and_delete_ask_first_and_change_the_store():
     assert listed(page.run()) == []
 
 
+def test_a_run_is_named_where_runs_are_compared_and_the_overlay_uses_the_name():
+    alice = browser("erin")
+    run_id = finished_run(alice)
+    tvd = alice.switch_page("pages/3_train-vs-dev.py").run()
+    assert picker(tvd, "tvd_rename_pick_").value == run_id
+    tvd.text_input(key=f"tvd_new_name_{run_id}").set_value("  wide  embedding ").run()
+    tvd.button(key="btn_tvd_rename").click().run()
+    assert not tvd.exception and RunStore().record(run_id).name == "wide embedding"  # the store's own rename
+    assert any("Renamed to **wide embedding**" in s.value for s in tvd.success)
+    table = next(d.value for d in tvd.dataframe if "run" in d.value.columns)
+    assert list(table["run"]) == ["#1 wide embedding"]
+    legend = [t["name"] for t in chart_spec(tvd, "runs_overlay_chart")["data"]]
+    assert legend and legend[0].startswith("#1 wide embedding")
+    assert picker(tvd, "overlay_runs_").value == [run_id]  # still shown after the rename
+    assert picker(tvd, "overlay_runs_").options == ["#1 wide embedding"]  # the picker shows the new name too
+
+    # Someone watching the run through its link sees it compared, but is offered no rename of it.
+    watcher = browser("frank", run=alice.session_state[state.RUN_ID]).switch_page("pages/3_train-vs-dev.py").run()
+    assert not watcher.exception and not [b for b in watcher.selectbox if b.key.startswith("tvd_rename_pick")]
+
+
+def picker(at: AppTest, prefix: str):
+    """The selectbox or multiselect whose key starts with prefix (the key changes with the runs' labels)."""
+    return next(w for w in (*at.selectbox, *at.multiselect) if w.key and w.key.startswith(prefix))
+
+
+def chart_spec(at: AppTest, key: str) -> dict:
+    import json
+
+    return json.loads(next(c for c in at.get("plotly_chart") if c.proto.id.endswith(key)).proto.spec)
+
+
 def test_the_runs_page_downloads_the_runs_weights():
     alice = browser("erin")
     run_id = finished_run(alice)

@@ -1,5 +1,6 @@
 """dashboard.embedding_charts: vowels by base letter, labels that never overlap, top-k labels for big alphabets."""
 
+import math
 import string
 
 import numpy as np
@@ -51,10 +52,46 @@ def test_every_label_is_legible_at_the_default_view(points):
     x_range, y_range = analysis.axis_ranges([points])
     fig = ec.embedding_figure(points, LECTURE, x_title="PC1", y_title="PC2", x_range=x_range, y_range=y_range)
     boxes = label_boxes(fig, x_range, y_range)
-    assert sorted(b[0] for b in boxes) == sorted(analysis.display_char(c) for c in LECTURE)  # all 27 labelled
+    # Every character is labelled, or named as one without room near its dot (the page's caption lists them).
+    assert sorted([b[0] for b in boxes] + fig.layout.meta["unlabelled"]) == sorted(LECTURE)
     assert overlapping(boxes) == []
+    # Short leader lines only: pushed further, the blob's labels made a starburst of crossing lines.
+    assert all(math.hypot(a.ax, a.ay) <= ec.MAX_LEADER + 1e-9 for a in fig.layout.annotations)
     for _, left, right, bottom, top in boxes:  # inside the plot area
         assert left >= -0.5 and right <= ec.PLOT_WIDTH + 0.5 and bottom >= -0.5 and top <= ec.PLOT_HEIGHT + 0.5
+
+
+def test_the_lecture_blob_labels_what_fits_and_a_zoom_labels_the_rest():
+    points = lecture_like_points()
+    x_range, y_range = analysis.axis_ranges([points])
+    fig = ec.embedding_figure(points, LECTURE, x_title="PC1", y_title="PC2", x_range=x_range, y_range=y_range)
+    loners = {LECTURE[i] for i in (0, 17, 10, 6, 1, 2, 13, 12, 11)}  # '.', q, j, ...: far from the blob
+    left_off = fig.layout.meta["unlabelled"]
+    assert left_off and not set(left_off) & loners  # only the blob's characters lack room
+    assert fig.layout.meta["outside"] == []
+    zoom_x, zoom_y = analysis.crowd_ranges(points)
+    zoomed = ec.embedding_figure(points, LECTURE, x_title="PC1", y_title="PC2", x_range=zoom_x, y_range=zoom_y)
+    assert set(zoomed.layout.meta["outside"]) == loners
+    assert zoomed.layout.meta["unlabelled"] == []  # in the zoom, every character of the blob has its label
+    assert len(zoomed.layout.annotations) == 27 - 9
+
+
+def test_a_searched_character_is_labelled_even_in_the_crowd():
+    points = np.zeros((27, 2))  # all on one spot: room for only a few labels
+    fig = ec.embedding_figure(points, LECTURE, x_title="x", y_title="y", highlight={"k", "z"})
+    assert {"k", "z"} <= {a.text for a in fig.layout.annotations}
+    assert "k" not in fig.layout.meta["unlabelled"] and "z" not in fig.layout.meta["unlabelled"]
+
+
+def test_pca_axes_give_the_variance_of_the_snapshot_shown():
+    rng = np.random.default_rng(0)
+    init = rng.normal(size=(27, 10))  # N(0, 1): no direction stands out
+    final = init * [6, 3, 1, 1, 1, 1, 1, 1, 1, 1]  # training stretched two directions
+    basis = analysis.pca_basis(final)
+    assert basis.explained_of(final) == pytest.approx(basis.explained)
+    at_init = basis.explained_of(init)
+    assert at_init[0] < basis.explained[0] / 2 and at_init[1] < basis.explained[1]
+    assert 0 < at_init.sum() < 1
 
 
 def test_labels_stay_on_their_points_when_there_is_room():
@@ -71,10 +108,10 @@ def test_no_label_hides_another_characters_dot(points):
         ec.PLOT_WIDTH / (x_range[1] - x_range[0]),
         ec.PLOT_HEIGHT / (y_range[1] - y_range[0]),
     ]
-    for i, (_, left, right, bottom, top) in enumerate(label_boxes(fig, x_range, y_range)):
+    for text, left, right, bottom, top in label_boxes(fig, x_range, y_range):  # some blob labels are left off
         for j, (x, y) in enumerate(dots):
-            if j != i:
-                assert not (left + 1 < x < right - 1 and bottom + 1 < y < top - 1), (LECTURE[i], LECTURE[j])
+            if LECTURE[j] != text:
+                assert not (left + 1 < x < right - 1 and bottom + 1 < y < top - 1), (text, LECTURE[j])
 
 
 @pytest.mark.parametrize(("ch", "vowel"), [*((c, True) for c in "aeiouAEIOUéÖåÅøæœ"), *((c, False) for c in "bYçñ.1 ")])
@@ -99,7 +136,8 @@ def test_thousands_of_characters_label_the_most_frequent_and_the_searched():
         rng.normal(size=(5001, 2)), labels, x_title="PC1", y_title="PC2", counts=counts, highlight=searched
     )
     shown = {a.text for a in fig.layout.annotations}
-    assert shown == {".", *labels[1 : 1 + ec.TOP_LABELS], *searched}
+    assert shown | set(fig.layout.meta["unlabelled"]) == {".", *labels[1 : 1 + ec.TOP_LABELS], *searched}
+    assert searched <= shown and len(shown) > ec.TOP_LABELS / 2  # a few may lack room near their dots
     assert sum(len(t.x) for t in fig.data if t.name != "searched") == 5001  # every character is a dot
     ring = next(t for t in fig.data if t.name == "searched")
     assert len(ring.x) == 2

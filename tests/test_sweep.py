@@ -400,6 +400,8 @@ def test_curves_highlight_the_best_and_dim_stopped_trials():
     by_name = {t.name.split(" ")[0]: t for t in fig.data}
     assert by_name["a_00002"].line.color == sweep_charts.ORANGE and by_name["a_00002"].line.width == 4
     assert by_name["a_00001"].opacity < 1 and by_name["a_00001"].line.dash == "dot"
+    # Dimmed but readable: a trial stopped at its first evaluation is one dot, which must not be a faint speck.
+    assert by_name["a_00001"].opacity >= 0.5 and by_name["a_00001"].marker.size >= 7
     assert fig.data[-1].name.startswith("a_00002")  # drawn last, on top
     assert list(by_name["a_00002"].y) == [2.5, 2.2, 2.1]
 
@@ -409,13 +411,57 @@ def test_best_so_far_only_falls_and_parallel_coordinates_encode_choices():
 
     best = sweep_charts.best_so_far_figure(TRIALS, started=1000.0).data[0]
     assert all(b <= a for a, b in zip(best.y, best.y[1:], strict=False)) and best.y[-1] == 2.1
-    par = sweep_charts.parallel_figure(TRIALS, ["lr", "optimizer"]).data[0]
-    dims = {d.label: d for d in par.dimensions}
-    assert set(dims) == {"log10 lr", "optimizer", "dev loss"}
-    assert list(dims["optimizer"].ticktext) == ["adamw", "sgd"] and list(dims["dev loss"].values) == [2.3, 3.1, 2.1]
+    par = sweep_charts.parallel_figure(TRIALS, ["lr", "optimizer"])
+    titles = [a.text for a in par.layout.annotations if a.text.startswith("<b>")]
+    assert titles == ["<b>lr (log)</b>", "<b>optimizer</b>", "<b>dev loss</b>"]
+    ticks = {a.text for a in par.layout.annotations if not a.text.startswith("<b>")}
+    assert {"adamw", "sgd"} <= ticks
+    lines = {t.name: t for t in par.data if t.name and t.name.startswith("a_")}
+    assert [lines[i].y[-1] for i in ("a_00000", "a_00001", "a_00002")] == [
+        pytest.approx(0.2),
+        1,
+        0,
+    ]  # dev 2.3, 3.1, 2.1
     rows = sweep_charts.trial_rows(TRIALS, ["lr"])
     assert [r["trial"] for r in rows] == ["a_00002", "a_00000", "a_00001"]
     assert rows[-1]["stopped early"] == "stopped early by the scheduler"
+
+
+def test_parallel_coordinates_are_readable_lines_with_round_ticks():
+    from dashboard import sweep_charts
+
+    trials = [
+        {**fake_trial(f"b_{i:05d}", status, [dev], lr), "config": {"lr": lr, "hidden": hidden, "dropout": drop}}
+        for i, (status, dev, lr, hidden, drop) in enumerate(
+            [("completed", 2.1333, 0.0129, 108, 0.05), ("completed", 2.2112, 0.00733, 44, 0.0),
+             ("stopped", 2.3012, 0.0332, 63, 0.125), ("stopped", 2.7663, 0.0398, 314, 0.2)]
+        )
+    ]  # fmt: skip
+    fig = sweep_charts.parallel_figure(trials, ["lr", "hidden", "dropout"])
+    ticks = [a.text for a in fig.layout.annotations if not a.text.startswith("<b>")]
+    assert ticks == [
+        "0.01",
+        "0.02",
+        "0.03",
+        "100",
+        "200",
+        "300",
+        "0",
+        "0.05",
+        "0.1",
+        "0.15",
+        "0.2",
+        "2.2",
+        "2.4",
+        "2.6",
+    ]
+    lines = {t.name: t for t in fig.data if t.name and t.name.startswith("b_")}
+    assert len(lines) == 4 and all(t.line.width >= 2.5 for t in lines.values())  # no 1-px hairlines
+    stopped = [lines["b_00002"], lines["b_00003"]]
+    assert all(t.line.dash == "dot" and 0.5 <= t.opacity < 1 for t in stopped)  # dimmed, still readable
+    assert all(t.line.dash == "solid" and t.opacity == 1 for t in (lines["b_00000"], lines["b_00001"]))
+    assert fig.data[len(lines) - 1].name == "b_00000"  # the best is drawn last, on top
+    assert sweep_charts.short_number(1e-5) == "1e-5" and sweep_charts.short_number(-1.22394) == "-1.22"
 
 
 def fake_sweep(
