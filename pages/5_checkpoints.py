@@ -70,7 +70,7 @@ else:
         st.caption(f"The file holds the weights of step {at_step:,}. The run has trained on since:")
         st.button("Take the latest weights", key="btn_ckpt_refresh", on_click=refresh_files)
 
-    def live_summary(run_id: str, had_best: bool, was_active: bool) -> None:
+    def live_summary(run_id: str, had_best: bool, was_active: bool, file_best: int | None = None) -> None:
         """The run's step and best-dev weights, refreshed while it trains. The download buttons stay outside: a
         button redrawn every second would point a click at a file the next redraw replaces."""
         run = state.run_by_id(run_id)
@@ -87,11 +87,17 @@ else:
                 + (f" (it is now at step {snap.step:,})." if snap.step != snap.best_step else ".")
                 + " Later steps can overfit: these weights are kept apart, to download, sample from or train on."
             )
+            if file_best is not None and file_best != snap.best_step:
+                # The button below keeps the file it was drawn with (a redrawn one could lose a click's download).
+                st.caption(
+                    f"The download below holds the best weights as of step {file_best:,}; press **Take the latest "
+                    f"weights** above for those of step {snap.best_step:,}."
+                )
         if (snap.best_step is not None) != had_best or snap.active != was_active:
             st.rerun()  # the buttons below depend on these: one full rerun draws them
 
     st.fragment(live_summary, run_every=state.REFRESH_S if snap.active else None)(
-        run.run_id, snap.best_step is not None, snap.active
+        run.run_id, snap.best_step is not None, snap.active, (files["best"] or files["current"])[0]
     )
     if snap.best_step is not None:
         b1, b2, b3 = st.columns(3)

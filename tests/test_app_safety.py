@@ -501,3 +501,22 @@ def test_many_sessions_train_and_sample_at_once_each_seeing_only_its_own_run(mon
     sessions[1].button(key="btn_start").click().run()  # FOREVER steps: the first click only warns
     still_training(run_of(sessions[1]).job)
     assert not any(at.exception for at in sessions)
+
+
+def test_a_newer_best_than_the_download_holds_is_said_next_to_it():
+    """The best-dev download keeps the file it was drawn with (issue 15 #10); when the run finds a newer best, the
+    page says the button holds an older one and how to get the newer (seen: "lowest dev at step 24,500" beside
+    "Download the best-dev weights (step 19,000)")."""
+    from test_app import app, start_long_tiny, wait_for
+
+    at = app(data="builtin")
+    job = start_long_tiny(at)
+    wait_for(lambda: job.snapshot().best_step is not None)
+    page = at.switch_page("pages/5_checkpoints.py").run()
+    best = next(b for b in page.get("download_button") if b.key == "btn_download_best")
+    held = int(best.proto.label.split("step ")[1].rstrip(")").replace(",", ""))
+    wait_for(lambda: job.snapshot().best_step not in (None, held), timeout=120)
+    page.run()
+    captions = " | ".join(c.value for c in page.caption)
+    assert f"holds the best weights as of step {held:,}" in captions and "Take the latest weights" in captions
+    job.stop()
