@@ -102,5 +102,6 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
 
 
 active = run.job.snapshot().active
-st.fragment(live_view, run_every=state.REFRESH_S if active else None)(run.run_id, active, smoothing / 100, skip_spike)
+every = state.refresh_every(run.job)
+st.fragment(live_view, run_every=every)(run.run_id, active, smoothing / 100, skip_spike)
 lecture_panel.render(run, state.current_settings())

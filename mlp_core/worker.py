@@ -199,6 +199,7 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
     paused = budget is not None
     stop = suspend = False
     chunk = 1  # the first chunk is one step: its time is known (and shown) as soon as it ends
+    first_chunk = True
     out.status = RUNNING
     out.publish(trainer, force=True)
     while True:
@@ -265,7 +266,10 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
             out.status = FINISHED
             out.message = f"reached dev loss {result.evaluated.dev_loss:.4f} at step {trainer.step:,}"
             break
-        out.publish(trainer)
+        # The first step and the first evaluation go out at once (not up to PUBLISH_S later): they are what a
+        # user who just pressed Start is waiting for.
+        out.publish(trainer, force=first_chunk or (result.evaluated is not None and len(trainer.evals) == 1))
+        first_chunk = False
     _finish(trainer, out)
 
 
