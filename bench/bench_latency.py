@@ -10,9 +10,10 @@ With that run training, it then clicks every page link in turn (twice around), t
 page's heading. Times are Python's clock around Playwright calls that poll the page once per animation
 frame (~16 ms resolution).
 
-    python bench/bench_latency.py [--repeats 5] [--laps 2] [--root PATH]
+    python bench/bench_latency.py [--repeats 5] [--laps 2] [--root PATH ...]
 
-`--root` runs another checkout's app.py (e.g. a worktree of main, for the before/after table).
+`--root` serves another checkout's app.py (e.g. a worktree of main); given twice, both servers run side by side
+and are measured alternately (the same load for both: the before/after table).
 """
 
 from __future__ import annotations
@@ -86,63 +87,88 @@ def switch(page, label: str, heading: str) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--repeats", type=int, default=5, help="Start clicks, each in a fresh browser context")
-    p.add_argument("--laps", type=int, default=2, help="times around every page link (with the last run training)")
-    p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py is served")
-    args = p.parse_args()
-    if not os.path.exists(CHROMIUM):
-        sys.exit(f"bench: {CHROMIUM} is missing")
-    from playwright.sync_api import sync_playwright
-
-    print(machine(), "| load", " ".join(f"{x:.2f}" for x in os.getloadavg()), "| root", args.root.resolve())
-    server, url = start_server(args.root.resolve())
-    steps, devs, switches = [], [], {}
+def measure(browser, url: str, seed: int, laps: int, stats: dict, warm: bool = False) -> None:
+    """One Start in a fresh context (and with laps, the page switches while that run trains); into stats."""
+    ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
     try:
-        with sync_playwright() as pw:
-            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            for i in range(args.repeats + 1):  # the first one warms the server: not counted
-                ctx = browser.new_context(viewport={"width": 1400, "height": 1000})
-                page = ctx.new_page()
-                page.goto(f"{url}/{QUERY}&seed={i + 1}", timeout=120_000)
-                t_step, t_dev = click_start(page)
-                if i:
-                    steps.append(t_step)
-                    devs.append(t_dev)
-                print(f"start {i}{' (warm-up)' if not i else ''}: step {t_step:.3f} s, dev point {t_dev:.3f} s")
-                if i == args.repeats:
-                    for _ in range(args.laps):
-                        for target in (*PAGES[1:], PAGES[0]):
-                            t = switch(page, target.label, target.heading)
-                            switches.setdefault(target.label, []).append(t)
-                # Stop it: a closed tab's run would train on (and count against the server's job cap).
-                page.locator(".st-key-btn_stop button").first.click()
-                page.locator(".st-key-run_status").get_by_text("stopped").first.wait_for(timeout=60_000)
-                ctx.close()
-            browser.close()
+        page = ctx.new_page()
+        page.goto(f"{url}/{QUERY}&seed={seed}", timeout=120_000)
+        t_step, t_dev = click_start(page)
+        if not warm:
+            stats["step"].append(t_step)
+            stats["dev"].append(t_dev)
+        for _ in range(laps):
+            for target in (*PAGES[1:], PAGES[0]):
+                stats["switch"].setdefault(target.label, []).append(switch(page, target.label, target.heading))
+        # Stop it: a closed tab's run would train on (and count against the server's job cap).
+        page.locator(".st-key-btn_stop button").first.click()
+        page.locator(".st-key-run_status").get_by_text("stopped").first.wait_for(timeout=60_000)
     finally:
-        server.terminate()
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        ctx.close()
+
+
+def report(root: Path, stats: dict) -> None:
+    steps, devs, switches = stats["step"], stats["dev"], stats["switch"]
     every = [t for ts in switches.values() for t in ts]
-    print("\npage switch -> heading, s (each visit):")
+    print(f"\n== {root}")
+    print(f"start -> step, s: {', '.join(f'{t:.3f}' for t in steps)}")
+    print(f"start -> dev point, s: {', '.join(f'{t:.3f}' for t in devs)}")
+    print("page switch -> heading, s (each visit):")
     for label, ts in switches.items():
         print(f"  {label:<20} {', '.join(f'{t:.3f}' for t in ts)}")
     print(
-        f"\nclick Start -> status shows a step: median {statistics.median(steps):.3f} s, p95 {pct(steps, 0.95):.3f} s"
+        f"click Start -> status shows a step: median {statistics.median(steps):.3f} s, p95 {pct(steps, 0.95):.3f} s"
         f" ({len(steps)} starts; target <= 0.5)"
     )
     print(
         f"click Start -> first dev point drawn: median {statistics.median(devs):.3f} s, p95 {pct(devs, 0.95):.3f} s"
         " (target <= 1.0)"
     )
-    print(
-        f"page switch -> heading: median {statistics.median(every):.3f} s, p95 {pct(every, 0.95):.3f} s, "
-        f"max {max(every):.3f} s ({len(every)} switches; target p95 <= 0.3)"
+    if every:
+        print(
+            f"page switch -> heading: median {statistics.median(every):.3f} s, p95 {pct(every, 0.95):.3f} s, "
+            f"max {max(every):.3f} s ({len(every)} switches; target p95 <= 0.3)"
+        )
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--repeats", type=int, default=5, help="Start clicks per server, each in a fresh browser context")
+    p.add_argument("--laps", type=int, default=2, help="times around every page link (with the last run training)")
+    p.add_argument(
+        "--root",
+        type=Path,
+        action="append",
+        help="a checkout whose app.py is served (repeatable: each gets its own server, measured alternately)",
     )
+    args = p.parse_args()
+    roots = [r.resolve() for r in (args.root or [ROOT])]
+    if not os.path.exists(CHROMIUM):
+        sys.exit(f"bench: {CHROMIUM} is missing")
+    from playwright.sync_api import sync_playwright
+
+    print(machine(), "| load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
+    servers = [start_server(r) for r in roots]
+    stats = {r: {"step": [], "dev": [], "switch": {}} for r in roots}
+    try:
+        with sync_playwright() as pw:
+            browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            for (_, url), r in zip(servers, roots, strict=True):
+                measure(browser, url, 99, 0, stats[r], warm=True)  # warms the server: not counted
+            for i in range(args.repeats):
+                for (_, url), r in zip(servers, roots, strict=True):  # alternately: the same load for each
+                    measure(browser, url, i + 1, args.laps if i == args.repeats - 1 else 0, stats[r])
+                    print(f"{r.name} start {i}: step {stats[r]['step'][-1]:.3f} s, dev {stats[r]['dev'][-1]:.3f} s")
+            browser.close()
+    finally:
+        for server, _ in servers:
+            server.terminate()
+            try:
+                server.wait(15)
+            except subprocess.TimeoutExpired:
+                server.kill()
+    for r in roots:
+        report(r, stats[r])
     print("load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
 
 

@@ -344,3 +344,19 @@ def test_best_dev_names_the_best_weights_the_job_holds(make_job, tiny_dataset, t
     # When the weights do arrive, the snapshot moves on with them.
     job._apply(update(80, 37.7091, 60, weights=(60, step40), best_weights=(60, step40)))
     assert (job.snapshot().best_step, job.snapshot().best_dev) == (60, 37.7091) == (job.best_weights().step, 37.7091)
+
+
+def _no_periodic_updates(trainer: Trainer) -> None:
+    """Worker hook: no update goes out on the PUBLISH_S clock, only the ones that are forced."""
+    from mlp_core import worker
+
+    worker.PUBLISH_S = 3600.0
+
+
+def test_the_first_step_and_the_first_evaluation_go_out_at_once(make_job):
+    """What a user who just pressed Start waits for is not held back until the next periodic update (issue 16)."""
+    job = make_job(steps=LONG, eval_every=50, worker_hook=_no_periodic_updates)
+    job.start()
+    wait_for(lambda: job.snapshot().step >= 1)
+    wait_for(lambda: len(job.snapshot().evals) == 1)
+    assert job.snapshot().evals[0].step == 50
