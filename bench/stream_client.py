@@ -38,6 +38,7 @@ class StreamSession:
     _inflight: bool = False  # a script run was asked for and has not finished
     _due: float | None = None  # when the fragment refresh in flight was due (None: a full run)
     _ws: object = None
+    _page: str = ""  # the page's script hash, from the server's new_session (a fragment rerun names its page)
 
     async def run(self, until: asyncio.Event) -> None:
         ws_url = self.url.replace("http", "ws", 1) + "/_stcore/stream"
@@ -66,6 +67,7 @@ class StreamSession:
         kind = msg.WhichOneof("type")
         now = time.perf_counter()
         if kind == "new_session":
+            self._page = msg.new_session.page_script_hash
             self._timers.clear()  # a full run: the frontend drops every fragment timer; the run sets them again
         elif kind == "auto_rerun":
             interval = msg.auto_rerun.interval
@@ -103,7 +105,7 @@ class StreamSession:
         back = BackMsg()
         state = back.rerun_script
         state.query_string = self.query
-        state.page_script_hash = ""  # the main page (Train)
+        state.page_script_hash = self._page  # "" at first: the main page (Train)
         if fragment:
             state.fragment_id = fragment
             state.is_auto_rerun = True

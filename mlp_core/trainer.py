@@ -360,7 +360,7 @@ class ContextCounts:
 def context_counts(x: torch.Tensor, y: torch.Tensor, vocab_size: int) -> ContextCounts:
     """The `ContextCounts` of a split's examples (x: contexts, y: next characters)."""
     block = x.shape[1] if x.dim() == 2 else 0
-    if 0 < block and vocab_size**block < 2**62 and len(x):
+    if block > 0 and vocab_size**block < 2**62 and len(x):
         # Each context as one integer in base vocab_size (its digits in order, so sorting the integers sorts
         # the contexts the same way): a 1-D unique is ~50x faster than unique(dim=0), which sorts rows. The
         # first evaluation of every new worker waited on it (~0.1-0.3 s for dev + train subset here).
