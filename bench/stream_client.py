@@ -4,7 +4,7 @@ For benches that need many sessions on one server (bench_capacity.py): a Chromiu
 to draw the dashboard, which on this 2-core machine would measure the browsers, not the server. This client does
 what the page's script does on the wire and nothing else: it opens /_stcore/stream, asks for a script run (the
 URL's query string), and keeps each fragment's `run_every` timer the way the frontend does (an `auto_rerun`
-message sets it, a full script run clears it; a tick while a run is in flight waits for its end). It never
+message sets it, a full script run it asks for clears them; a tick while a run is in flight waits for its end). It never
 renders. It can click a button by its key (a trigger widget state), and reads the sidebar's "step N / M".
 
 A refresh's latency is measured from when the fragment's timer was due to the server's `script_finished`: what a
@@ -66,9 +66,8 @@ class StreamSession:
         msg.ParseFromString(raw)
         kind = msg.WhichOneof("type")
         now = time.perf_counter()
-        if kind == "new_session":
+        if kind == "new_session":  # at the start of every run, fragment runs too
             self._page = msg.new_session.page_script_hash
-            self._timers.clear()  # a full run: the frontend drops every fragment timer; the run sets them again
         elif kind == "auto_rerun":
             interval = msg.auto_rerun.interval
             self._timers[msg.auto_rerun.fragment_id] = [interval, now + interval]
@@ -113,4 +112,6 @@ class StreamSession:
             widget = state.widget_states.widgets.add()
             widget.id, widget.trigger_value = trigger, True
         self._inflight, self._due = True, due
+        if not fragment:
+            self._timers.clear()  # a full run: the frontend drops every fragment timer; the run sets them again
         await self._ws.send(back.SerializeToString())
