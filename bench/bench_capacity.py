@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 from bench_latency import pct, start_server
-from bench_watched import headless
+from bench_watched import cpu_seconds, headless
 from common import ROOT, machine
 from stream_client import StreamSession
 
@@ -89,7 +89,7 @@ def _steps_per_sec(s: StreamSession, t0: float, t1: float) -> float:
     return (sb - sa) / (wb - wa) if wb > wa else 0.0
 
 
-async def _levels(url: str, levels: list[int], window: float, base: float) -> list[tuple]:
+async def _levels(url: str, pid: int, levels: list[int], window: float, base: float) -> list[tuple]:
     stop = asyncio.Event()
     run = await _finished_run(url)
     trainers = [await _trainer(url, i + 1, stop) for i in range(4)]
@@ -103,9 +103,10 @@ async def _levels(url: str, levels: list[int], window: float, base: float) -> li
                 watchers.append(w)
                 await asyncio.sleep(0.05)  # the class does not open its tabs in the same millisecond
             await asyncio.sleep(5.0)  # the new sessions' first page runs are over
-            t0 = time.perf_counter()
+            t0, cpu0 = time.perf_counter(), cpu_seconds(pid)
             await asyncio.sleep(window)
-            t1 = time.perf_counter()
+            t1, cpu1 = time.perf_counter(), cpu_seconds(pid)
+            server = (cpu1 - cpu0) / (t1 - t0)  # the server process alone (its jobs are other processes)
             p95 = _window_stats(trainers + watchers, t0, t1)
             sps = [_steps_per_sec(s, t0, t1) for s in trainers]
             kib = sum(s.received for s in trainers + watchers) / 1024
@@ -122,7 +123,8 @@ async def _levels(url: str, levels: list[int], window: float, base: float) -> li
             ok = row[1] <= 1 and row[2] <= 1 and row[4] >= 0.8
             print(
                 f"N={n:3d}: refresh p95 worst trainer {row[1]:.2f} s, worst watcher {row[2]:.2f} s; jobs "
-                f"{row[3]:,.0f} steps/s = {row[4]:.2f}x headless; load {load:.1f}; {kib:,.0f} KiB so far; "
+                f"{row[3]:,.0f} steps/s = {row[4]:.2f}x headless; server CPU {server:.0%} of a core; load {load:.1f}; "
+                f"{kib:,.0f} KiB so far; "
                 f"{'PASS' if ok else 'fail'}",
                 flush=True,
             )
@@ -145,7 +147,7 @@ def main() -> None:
     os.environ["MLP_MAX_JOBS"] = str(args.max_jobs + 1)  # + the watched run (finished: it holds no slot by then)
     server, url = start_server(args.root.resolve())
     try:
-        rows = asyncio.run(_levels(url, args.levels, args.window, base))
+        rows = asyncio.run(_levels(url, server.pid, args.levels, args.window, base))
     finally:
         server.terminate()
         try:
