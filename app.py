@@ -15,6 +15,8 @@ layout.setup_page("Train")
 from dashboard import advice, charts, lecture_panel, sidebar, state  # noqa: E402
 from mlp_core.baselines import baselines_for  # noqa: E402
 
+LR_REFRESH_S = 5.0  # the lr schedule's "now" marker moves this often while the job trains
+
 run = state.current_run()
 if run.job is None:
     st.info(
@@ -93,14 +95,26 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
             f"{snap.config.eval_every:,} steps. Dashed lines: uniform guessing, a bigram model of this "
             f"data{lecture}."
         )
-    if len(snap.train_history):  # beside the loss curve (not before it: no chart while nothing has trained)
-        st.plotly_chart(
-            charts.lr_schedule_figure(snap.config, snap.step), key="lr_schedule_chart", config={"displaylogo": False}
-        )
     if live and not snap.active:
         st.rerun()  # the job ended: one full rerun stops the refreshing and updates the other views
 
 
+def lr_view(run_id: str) -> None:
+    """The lr schedule with the current step marked: a fragment of its own, redrawn every LR_REFRESH_S while the
+    job trains. Its curve never changes and its marker moves slowly: resent with the loss chart every second it
+    was ~3 KB and a figure build per refresh for nothing (bench/bench_watched.py)."""
+    run = state.run_by_id(run_id)
+    if run is None or run.job is None:
+        return
+    snap = run.job.snapshot()
+    if len(snap.train_history):  # beside the loss curve (not before it: no chart while nothing has trained)
+        st.plotly_chart(
+            charts.lr_schedule_figure(snap.config, snap.step), key="lr_schedule_chart", config={"displaylogo": False}
+        )
+
+
 active = run.job.snapshot().active
-st.fragment(live_view, run_every=state.REFRESH_S if active else None)(run.run_id, active, smoothing / 100, skip_spike)
+every = state.refresh_every(run.job)
+st.fragment(live_view, run_every=every)(run.run_id, active, smoothing / 100, skip_spike)
+st.fragment(lr_view, run_every=every and max(every, LR_REFRESH_S))(run.run_id)
 lecture_panel.render(run, state.current_settings())

@@ -10,9 +10,11 @@ at both ends of the window). Alongside: the server process's CPU seconds per ref
 refresh, the refresh intervals the page saw (a MutationObserver on the step metric), and the RSS of the
 server's worker processes per job.
 
-    python bench/bench_watched.py [--sessions 1 4] [--window 20] [--warmup 5] [--streamlit-gc]
+    python bench/bench_watched.py [--sessions 1 4] [--window 20] [--warmup 5] [--streamlit-gc] [--steps N]
+        [--root PATH]
 
-The lecture config (batch 32, SGD) with 10M steps: it trains for the whole window.
+The lecture config (batch 32, SGD) with 10M steps (`--steps`): it trains for the whole window. `--root` serves
+another checkout's app.py (a worktree of main, for a before/after table).
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ from server import CHROMIUM, CHROMIUM_ARGS, free_port, wait_healthy  # the brows
 from mlp_core.config import TrainConfig
 from mlp_core.job import TrainingJob, warm_up
 
-STEPS = 10_000_000
+STEPS = 10_000_000  # --steps
 TICK = os.sysconf("SC_CLK_TCK")
 # Records when the first metric (the step counter) changes: one entry per refresh the page shows.
 OBSERVER = """() => {
@@ -98,11 +100,11 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def headless(n: int, window: float, warmup: float) -> float:
+def headless(n: int, window: float, warmup: float, steps: int = STEPS) -> float:
     """Total steps/s of n TrainingJobs of the lecture config, nobody watching."""
     ds = lecture_dataset(3)
     warm_up()
-    jobs = [TrainingJob(TrainConfig(steps=STEPS, device="cpu", seed=i + 1), ds) for i in range(n)]
+    jobs = [TrainingJob(TrainConfig(steps=steps, device="cpu", seed=i + 1), ds) for i in range(n)]
     for job in jobs:
         job.start()
     try:
@@ -121,7 +123,9 @@ def page_step(page) -> int:
     return int(text.replace(",", "") or 0)
 
 
-def watched(browser, n: int, window: float, warmup: float, flags: tuple[str, ...] = ()) -> dict:
+def watched(
+    browser, n: int, window: float, warmup: float, flags: tuple[str, ...] = (), steps: int = STEPS, root: Path = ROOT
+) -> dict:
     """n browser sessions, each starting its own run on the Train page; what the server and pages did."""
     port = free_port()
     cmd = [
@@ -129,9 +133,9 @@ def watched(browser, n: int, window: float, warmup: float, flags: tuple[str, ...
         "--server.headless", "true", "--server.port", str(port), "--server.address", "127.0.0.1",
         "--browser.gatherUsageStats", "false", "--server.fileWatcherType", "none", *flags,
     ]  # fmt: skip
-    env = {**os.environ, "MLP_MAX_JOBS": str(max(4, n)), "MLP_IDLE_TIMEOUT": "600"}
+    env = {**os.environ, "MLP_MAX_JOBS": str(max(4, n)), "MLP_IDLE_TIMEOUT": "600", "PYTHONPATH": str(root)}
     server = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        cmd, cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
     )
     contexts = []
     try:
@@ -147,7 +151,7 @@ def watched(browser, n: int, window: float, warmup: float, flags: tuple[str, ...
                 ws.on("framereceived", lambda payload: received.__setitem__(i, received[i] + len(payload)))
 
             page.on("websocket", on_ws)
-            page.goto(f"{url}/?steps={STEPS}&seed={i + 1}", timeout=120_000)
+            page.goto(f"{url}/?steps={steps}&seed={i + 1}", timeout=120_000)
             start = page.locator(".st-key-btn_start button").first
             start.wait_for(timeout=60_000)
             start.click()
@@ -222,25 +226,29 @@ def main() -> None:
         help="also watch with Streamlit's default runner.postScriptGC=true (a full gc.collect after every rerun; "
         "our .streamlit/config.toml turns it off)",
     )
+    p.add_argument("--steps", type=int, default=STEPS, help="the run's steps (it should outlast the window)")
+    p.add_argument("--root", type=Path, default=ROOT, help="the checkout whose app.py is served")
+    p.add_argument("--no-headless", action="store_true", help="skip the headless baseline (server cost only)")
     args = p.parse_args()
     if not os.path.exists(CHROMIUM):
         sys.exit(f"bench: {CHROMIUM} is missing")
     from playwright.sync_api import sync_playwright
 
-    print(machine())
+    print(machine(), "| load", " ".join(f"{x:.2f}" for x in os.getloadavg()), "| root", args.root.resolve())
     rows = []
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         for n in args.sessions:
-            base = headless(n, args.window, args.warmup)
+            base = float("nan") if args.no_headless else headless(n, args.window, args.warmup, args.steps)
             variants = [("", ())]
             if args.streamlit_gc:
                 variants.insert(0, (", Streamlit's post-run GC on", ("--runner.postScriptGC", "true")))
             for label, flags in variants:
-                w = watched(browser, n, args.window, args.warmup, flags)
+                w = watched(browser, n, args.window, args.warmup, flags, args.steps, args.root.resolve())
                 report(n, label, base, w)
                 rows.append((f"{n} session(s){label}", base, w["steps_per_sec"], "steps/s (watched/headless)"))
         browser.close()
+    print("load", " ".join(f"{x:.2f}" for x in os.getloadavg()))
     table("A job's steps/s: headless vs watched on the Train page (lecture config)", rows, higher_is_better=True)
 
 

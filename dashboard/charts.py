@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas  # noqa: F401 (imported whole before any figure: plotly looks it up lazily while building one,
 import plotly.graph_objects as go  # and a page's fragment once saw a pandas another thread was still importing)
+import plotly.io as pio
 
 from .analysis import centred_average, downsample_buckets
 
@@ -22,6 +23,26 @@ BLUE, ORANGE, GREEN, RED, GREY, PURPLE = "#1f77b4", "#ff7f0e", "#2ca02c", "#d627
 RUN_COLORS = (BLUE, ORANGE, GREEN, RED, PURPLE, "#8c564b", "#e377c2", "#17becf", "#bcbd22", GREY)
 FONT_SIZE = 14
 HEIGHT = 500
+# Points per curve on the Train page: about one per two pixels of a wide chart. Each refresh resends the whole
+# figure; at 800 points and float64 it was ~60 KB a second per watching browser (bench/bench_watched.py).
+MAX_POINTS = 500
+
+
+def _lean_template() -> go.layout.Template:
+    """plotly_white's look for the 2-D charts drawn here, without what it holds for every other kind of chart.
+
+    The whole template is ~6 KB of JSON in every figure, and setting it deep-copies and validates it: ~2/3 of
+    the server's time to build the Train page's figures (cProfile), on every live refresh.
+    """
+    full = pio.templates["plotly_white"].layout.to_plotly_json()
+    keep = ("annotationdefaults", "colorway", "font", "hoverlabel", "hovermode", "paper_bgcolor", "plot_bgcolor")
+    layout = {k: full[k] for k in keep if k in full}
+    layout |= {k: full[k] for k in ("shapedefaults", "title", "xaxis", "yaxis") if k in full}
+    return go.layout.Template(layout=layout)
+
+
+LEAN_TEMPLATE = _lean_template()
+_LEAN_TEMPLATE_DICT = LEAN_TEMPLATE.to_plotly_json()
 
 
 def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int = HEIGHT) -> go.Figure:
@@ -37,9 +58,35 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0, "traceorder": "normal"},
         hovermode="closest",
         showlegend=True,  # even for one trace: the legend names what is plotted
-        template="plotly_white",
+        template=LEAN_TEMPLATE,
     )
     return fig
+
+
+def layout_dict(title: str, x_title: str, y_title: str, height: int = HEIGHT) -> dict:
+    """_layout's house style as a plain dict, for figures built by `prebuilt_figure`."""
+    return {
+        "title": {"text": title, "font": {"size": FONT_SIZE + 4}},
+        "xaxis": {"title": {"text": x_title}},
+        "yaxis": {"title": {"text": y_title}},
+        "height": height,
+        "font": {"size": FONT_SIZE},
+        "margin": {"l": 70, "r": 30, "t": 60, "b": 40},
+        "legend": {"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0, "traceorder": "normal"},
+        "hovermode": "closest",
+        "showlegend": True,
+        "template": _LEAN_TEMPLATE_DICT,
+    }
+
+
+def prebuilt_figure(traces: list[dict], layout: dict) -> go.Figure:
+    """A Figure from plain trace and layout dicts, without plotly's per-property validation.
+
+    For the figures redrawn on every live refresh: validating them (the object API, or go.Figure(dict)) cost
+    ~20-40 ms of the server's CPU per figure, the plain dicts ~1 ms. Their keys are plotly's own; the tests
+    check that they pass plotly's validation (tests/test_charts.py).
+    """
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)
 
 
 # ---------------------------------------------------------------------- training curve
@@ -68,7 +115,7 @@ def train_curve(
     best_step: int | None = None,
     best_dev: float = math.nan,
     smoothing: float = 0.02,
-    max_points: int = 800,
+    max_points: int = MAX_POINTS,
 ) -> TrainCurve:
     """Downsample a bucketed loss history and smooth it.
 
@@ -135,6 +182,26 @@ def spike_end(curve: TrainCurve, uniform: float) -> int | None:
     return int(curve.step[below[0]])
 
 
+def _x_axis(step: np.ndarray) -> dict:
+    """Plotly's x as x0 + i * dx (a few bytes instead of an array per trace) where that puts every point within
+    half a spacing of its step, else the steps themselves.
+
+    A loss history's buckets are evenly spaced but for one kink where its last odd bucket was merged (a shift
+    of half a bucket, invisible at ~2 px a point); evaluation steps are multiples of eval_every.
+    """
+    step = np.asarray(step)
+    if len(step) > 1:
+        x0, dx = int(step[0]), (int(step[-1]) - int(step[0])) / (len(step) - 1)
+        if dx > 0 and np.abs(step - (x0 + dx * np.arange(len(step)))).max() <= dx / 2:
+            return {"x0": x0, "dx": dx}
+    return {"x": step.astype(np.int32) if len(step) and abs(step).max() < 2**31 else step}
+
+
+def _f32(values: np.ndarray) -> np.ndarray:
+    """Losses as float32 on the wire: half of float64's bytes, 7 digits where the chart shows 4."""
+    return np.asarray(values, dtype=np.float32)
+
+
 def train_figure(
     curve: TrainCurve,
     references: Sequence[tuple[str, float]] = (),
@@ -148,50 +215,53 @@ def train_figure(
     skip_spike starts the view after the init spike (the lecture init starts near 20): the spike would
     otherwise squeeze the interesting 2.0-2.6 into a sliver. The data stays in the figure (zoom out to see it).
     """
-    fig = go.Figure(layout={"yaxis": {"type": "log"}})  # log first: annotations are placed in log10 units
+    traces: list[dict] = []
     if len(curve.step):
-        fig.add_trace(
-            go.Scatter(
-                x=np.concatenate([curve.step, curve.step[::-1]]),
-                y=np.concatenate([curve.high, curve.low[::-1]]),
-                fill="toself",
-                fillcolor="rgba(31,119,180,0.15)",
-                line={"width": 0},
-                hoverinfo="skip",
-                name="minibatch loss: min–max",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=curve.step,
-                y=curve.mean,
-                mode="lines",
-                line={"color": "rgba(31,119,180,0.45)", "width": 1},
-                name="minibatch loss: mean",
-                hovertemplate="step %{x:,}<br>mean loss %{y:.4f}<extra></extra>",
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=curve.step,
-                y=curve.smoothed,
-                mode="lines",
-                line={"color": BLUE, "width": 3},
-                name="minibatch loss: smoothed",
-                hovertemplate="step %{x:,}<br>smoothed loss %{y:.4f}<extra></extra>",
-            )
-        )
+        x = _x_axis(curve.step)
+        band = {"type": "scatter", "mode": "lines", "line": {"width": 0}, "hoverinfo": "skip", "legendgroup": "band"}
+        # The band is two edges, the lower one filled up to the upper: each edge can then share the x axis
+        # (x0/dx) with the curves instead of carrying a polygon's 2 x N steps.
+        traces += [
+            {**band, **x, "y": _f32(curve.high), "showlegend": False, "name": "minibatch loss: max"},
+            {
+                **band,
+                **x,
+                "y": _f32(curve.low),
+                "fill": "tonexty",
+                "fillcolor": "rgba(31,119,180,0.15)",
+                "name": "minibatch loss: min–max",
+            },
+            {
+                "type": "scatter",
+                **x,
+                "y": _f32(curve.mean),
+                "mode": "lines",
+                "line": {"color": "rgba(31,119,180,0.45)", "width": 1},
+                "name": "minibatch loss: mean",
+                "hovertemplate": "step %{x:,}<br>mean loss %{y:.4f}<extra></extra>",
+            },
+            {
+                "type": "scatter",
+                **x,
+                "y": _f32(curve.smoothed),
+                "mode": "lines",
+                "line": {"color": BLUE, "width": 3},
+                "name": "minibatch loss: smoothed",
+                "hovertemplate": "step %{x:,}<br>smoothed loss %{y:.4f}<extra></extra>",
+            },
+        ]
     if len(curve.dev_step):
-        fig.add_trace(
-            go.Scatter(
-                x=curve.dev_step,
-                y=curve.dev_loss,
-                mode="lines+markers",
-                line={"color": ORANGE, "width": 2},
-                marker={"size": 6},
-                name="dev loss (whole split)",
-                hovertemplate="step %{x:,}<br>dev loss %{y:.4f}<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                **_x_axis(curve.dev_step),
+                "y": _f32(curve.dev_loss),
+                "mode": "lines+markers",
+                "line": {"color": ORANGE, "width": 2},
+                "marker": {"size": 6},
+                "name": "dev loss (whole split)",
+                "hovertemplate": "step %{x:,}<br>dev loss %{y:.4f}<extra></extra>",
+            }
         )
     if curve.best_step is not None and math.isfinite(curve.best_dev):
         # A "best" worse than guessing is no achievement: a grey cross that says so, not the red star.
@@ -199,29 +269,30 @@ def train_figure(
         marker = {"symbol": "star", "size": 18, "color": RED, "line": {"width": 1, "color": "white"}}
         if failed:
             marker = {"symbol": "x", "size": 12, "color": GREY}
-        fig.add_trace(
-            go.Scatter(
-                x=[curve.best_step],
-                y=[curve.best_dev],
-                mode="markers",
-                marker=marker,
-                name=(f"lowest dev {curve.best_dev:.2f}: still worse than guessing" if failed else "")
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [curve.best_step],
+                "y": [curve.best_dev],
+                "mode": "markers",
+                "marker": marker,
+                "name": (f"lowest dev {curve.best_dev:.2f}: still worse than guessing" if failed else "")
                 or f"best dev {curve.best_dev:.4f} at step {curve.best_step:,}",
-                hovertemplate="best dev loss %{y:.4f}<br>at step %{x:,}<extra></extra>",
-            )
+                "hovertemplate": "best dev loss %{y:.4f}<br>at step %{x:,}<extra></extra>",
+            }
         )
     refs = list(references)
-    _layout(fig, title, "training step", "loss (nats per character, log scale)")
-    fig.update_layout(margin={"r": 170})  # room for the reference lines' labels
+    layout = layout_dict(title, "training step", "loss (nats per character, log scale)")
+    layout["margin"]["r"] = 170  # room for the reference lines' labels
     start = spike_end(curve, uniform) if skip_spike and uniform is not None else None
     y_range = _log_range(curve, [v for _, v in refs], from_step=start)
     if start is not None and len(curve.step):
-        fig.update_xaxes(range=[start, float(curve.step[-1])])
-    _add_reference_lines(fig, refs, y_range)
+        layout["xaxis"]["range"] = [start, float(curve.step[-1])]
+    layout["shapes"], layout["annotations"] = _reference_lines(refs, y_range)
     # Explicit ticks: plotly's own log ticks label 20 as a bare "2" next to the real 2.
     ticks = log_ticks(*y_range)
-    fig.update_yaxes(range=y_range, tickvals=ticks, ticktext=[f"{v:g}" for v in ticks])
-    return fig
+    layout["yaxis"] |= {"type": "log", "range": y_range, "tickvals": ticks, "ticktext": [f"{v:g}" for v in ticks]}
+    return prebuilt_figure(traces, layout)
 
 
 def reference_losses(baselines) -> list[tuple[str, float]]:
@@ -237,9 +308,11 @@ def reference_losses(baselines) -> list[tuple[str, float]]:
     return refs
 
 
-def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]], y_range: Sequence[float]) -> None:
+def _reference_lines(refs: list[tuple[str, float]], y_range: Sequence[float]) -> tuple[list[dict], list[dict]]:
+    """(shapes, annotations): a dashed line per reference loss in view, its label in the right margin."""
     # Layout shapes and annotations, not traces: they cost nothing to redraw and stay out of the legend.
-    shapes, notes = list(fig.layout.shapes), list(fig.layout.annotations)
+    shapes: list[dict] = []
+    notes: list[dict] = []
     lo, hi = y_range
     # Labels sit in the right margin at their line's height, pushed apart where lines are close (2.17 / 2.45).
     place = sorted((math.log10(v), label, v) for label, v in refs if v > 0 and lo <= math.log10(v) <= hi)
@@ -273,7 +346,7 @@ def _add_reference_lines(fig: go.Figure, refs: list[tuple[str, float]], y_range:
                 "font": {"size": FONT_SIZE - 2, "color": GREY},
             }
         )
-    fig.update_layout(shapes=shapes, annotations=notes)
+    return shapes, notes
 
 
 def _log_range(curve: TrainCurve, refs: list[float], from_step: int | None = None) -> list[float]:
@@ -298,7 +371,7 @@ def train_chart(
     best_dev: float = math.nan,
     *,
     smoothing: float = 0.02,
-    max_points: int = 800,
+    max_points: int = MAX_POINTS,
     references: Sequence[tuple[str, float]] = (),
     title: str = "Training loss",
     skip_spike: bool = False,
@@ -581,7 +654,7 @@ def sweep_y_range(losses: np.ndarray, smoothed: np.ndarray | None = None) -> lis
 
 
 # ---------------------------------------------------------------------- learning-rate schedule
-def lr_schedule_points(config, points: int = 400) -> tuple[np.ndarray, np.ndarray]:
+def lr_schedule_points(config, points: int = 200) -> tuple[np.ndarray, np.ndarray]:
     """(step, lr) of the run's schedule: evenly spaced steps plus every step where it jumps (warm-up end, decay)."""
     from mlp_core.trainer import lr_at  # torch: imported only when the chart is drawn
 
@@ -596,31 +669,33 @@ def lr_schedule_points(config, points: int = 400) -> tuple[np.ndarray, np.ndarra
 def lr_schedule_figure(config, current_step: int | None = None) -> go.Figure:
     """The learning rate the run uses at each step, with the current step marked."""
     step, lr = lr_schedule_points(config)
-    fig = go.Figure(
-        go.Scatter(
-            x=step,
-            y=lr,
-            mode="lines",
-            line={"color": PURPLE, "width": 2, "shape": "hv"},
-            name=f"{config.schedule} schedule, peak lr {config.lr:g}",
-            hovertemplate="step %{x:,}<br>lr %{y:.3g}<extra></extra>",
-        )
-    )
+    traces = [
+        {
+            "type": "scatter",
+            "x": step.astype(np.int32) if step.max() < 2**31 else step,  # exact: the jumps of the "hv" line
+            "y": lr,
+            "mode": "lines",
+            "line": {"color": PURPLE, "width": 2, "shape": "hv"},
+            "name": f"{config.schedule} schedule, peak lr {config.lr:g}",
+            "hovertemplate": "step %{x:,}<br>lr %{y:.3g}<extra></extra>",
+        }
+    ]
     if current_step is not None:
         from mlp_core.trainer import lr_at
 
         now = lr_at(config, max(0, min(current_step, config.steps) - 1))
-        fig.add_trace(
-            go.Scatter(
-                x=[min(current_step, config.steps)],
-                y=[now],
-                mode="markers",
-                marker={"size": 12, "color": RED, "symbol": "circle"},
-                name=f"now: step {current_step:,}, lr {now:.3g}",
-                hovertemplate="step %{x:,}<br>lr %{y:.3g}<extra></extra>",
-            )
+        traces.append(
+            {
+                "type": "scatter",
+                "x": [min(current_step, config.steps)],
+                "y": [now],
+                "mode": "markers",
+                "marker": {"size": 12, "color": RED, "symbol": "circle"},
+                "name": f"now: step {current_step:,}, lr {now:.3g}",
+                "hovertemplate": "step %{x:,}<br>lr %{y:.3g}<extra></extra>",
+            }
         )
-    _layout(fig, "Learning-rate schedule", "training step", "learning rate", height=300)
-    fig.update_yaxes(rangemode="tozero", tickformat="~g")
-    fig.update_layout(margin={"b": 40, "t": 50})
-    return fig
+    layout = layout_dict("Learning-rate schedule", "training step", "learning rate", height=300)
+    layout["yaxis"] |= {"rangemode": "tozero", "tickformat": "~g"}
+    layout["margin"] |= {"b": 40, "t": 50}
+    return prebuilt_figure(traces, layout)

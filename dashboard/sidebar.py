@@ -22,7 +22,7 @@ from mlp_core.data import DatasetError, NamesDataset
 from mlp_core.job import DIVERGED, ERROR, FINISHED, INTERRUPTED, PARKED, PAUSED, RUNNING, STOPPED
 from mlp_core.registry import CapacityError, Run
 from mlp_core.store import StoreError
-from mlp_core.trainer import estimate_run_seconds
+from mlp_core.trainer import estimate_run_seconds, flop_step_seconds
 
 from . import actions, advice, datasets, queue_panel, state
 from .state import HP, Settings
@@ -34,6 +34,10 @@ HEAVY_RUN_S = 15 * 60  # Start asks for a second click before a run estimated to
 # Below this many steps and seconds, a speed is a first rough figure and no time left is promised.
 MIN_STEPS_FOR_ETA, MIN_SECONDS_FOR_ETA = 20, 5.0
 IDLE_REFRESH_S = 2.0  # the status checks this often while nothing trains: another tab may act on the run
+# A run whose step count x this many times the flop-count guess of a step stays under HEAVY_RUN_S is light
+# without timing a step (the lecture's step is ~0.2 ms here, its guess 0.3 ms: 4x leaves room for a busy server).
+LIGHT_MARGIN = 4
+START_WAIT_S = 0.4  # Start waits this long at most for the new run's first step (see _first_step)
 UPLOAD_AS_READ = "data_upload_as_read"  # the last good upload as in the file: lower-casing derives from it
 DATA_LOWERCASE = "data_lowercase"  # the "Lower-case the words" checkbox of an upload with capitals
 
@@ -46,7 +50,7 @@ def render(run: Run, settings: Settings) -> None:
         # The status refreshes itself; when what the buttons depend on changes (the job, its status, who
         # drives it: maybe from another tab), it reruns the whole page so the buttons show the real state.
         # (The buttons are not in the fragment: a click during a page's first run would be lost there.)
-        every = None if run.job is None else state.REFRESH_S if run.job.snapshot().active else IDLE_REFRESH_S
+        every = state.refresh_every(run.job, idle=IDLE_REFRESH_S)
         if queue_panel.position(run) is not None:
             every = IDLE_REFRESH_S  # its place moves, and it starts by itself
         st.fragment(_live_status, run_every=every)(run.run_id, seen)
@@ -55,10 +59,12 @@ def render(run: Run, settings: Settings) -> None:
 
 
 def _control_state(run: Run) -> tuple:
-    """What the control buttons are drawn from."""
+    """What the control buttons are drawn from, and whether the run is young (the views' refresh rate)."""
     job = run.job
+    snap = job.snapshot() if job is not None else None
+    young = snap is not None and state.young(job, snap)
     queued = queue_panel.position(run) is not None
-    return id(job), job.snapshot().status if job is not None else None, run.controller, queued
+    return id(job), snap.status if snap is not None else None, run.controller, young, queued
 
 
 def _live_status(run_id: str, seen: tuple) -> None:
@@ -175,7 +181,8 @@ def act(action: str) -> None:
                 "preset": preset_of(settings.config),
             }
             if action == "start":  # at the cap it waits in the server's queue; the status says its place
-                actions.driver(run).request_start(settings.config, dataset, **recorded)
+                if actions.driver(run).request_start(settings.config, dataset, **recorded) == 0:
+                    _first_step(run.job)
                 return
             actions.driver(run).new_idle_job(settings.config, dataset, **recorded)
         driver = actions.driver(run)
@@ -209,6 +216,13 @@ def _refuse_bad_settings(action: str) -> None:
 
 def _confirmed_heavy(config: TrainConfig, dataset: NamesDataset) -> bool:
     """False (and a warning) on the first Start of a run estimated to take very long; True on the second."""
+    minutes = state.registry().max_run_minutes  # a shared server's limit may be below the "very long" threshold
+    light = HEAVY_RUN_S if minutes is None else min(HEAVY_RUN_S, minutes * 60)
+    if config.steps * LIGHT_MARGIN * flop_step_seconds(config, dataset.vocab.size) < light:
+        # Clearly light: no timing. Timing builds throwaway Trainers in the server, on the click's critical path
+        # (~0.1 s a Start, and the server's first Start imported torch._dynamo for its optimizer: 1-2 s+).
+        st.session_state.pop(state.CONFIRM_HEAVY, None)
+        return True
     seconds = estimate_run_seconds(config, dataset)
     state.registry().check_run_time(config, seconds)  # over a shared server's limit: refused, never forced
     if seconds <= HEAVY_RUN_S:
@@ -232,6 +246,20 @@ def _settle(job, leaving: str, timeout: float = 1.0) -> None:
     deadline = time.monotonic() + timeout
     while job.snapshot().status == leaving and time.monotonic() < deadline:
         time.sleep(0.01)
+
+
+def _first_step(job, timeout: float = START_WAIT_S) -> None:
+    """Wait (briefly) for a new job's first step, so the page run after Start already shows it moving.
+
+    A warm fork server has a small model's first step back within ~0.1-0.2 s; a model whose first step is slow
+    is drawn as "first steps under way" after the timeout, and its status follows at the young run's refresh.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = job.snapshot()
+        if snap.step > 0 or not snap.active:
+            return
+        time.sleep(0.005)
 
 
 def _rejected_upload() -> str:

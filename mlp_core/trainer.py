@@ -359,7 +359,17 @@ class ContextCounts:
 
 def context_counts(x: torch.Tensor, y: torch.Tensor, vocab_size: int) -> ContextCounts:
     """The `ContextCounts` of a split's examples (x: contexts, y: next characters)."""
-    contexts, inverse = torch.unique(x, dim=0, return_inverse=True)
+    block = x.shape[1] if x.dim() == 2 else 0
+    if block > 0 and vocab_size**block < 2**62 and len(x):
+        # Each context as one integer in base vocab_size (its digits in order, so sorting the integers sorts
+        # the contexts the same way): a 1-D unique is ~50x faster than unique(dim=0), which sorts rows. The
+        # first evaluation of every new worker waited on it (~0.1-0.3 s for dev + train subset here).
+        weights = vocab_size ** torch.arange(block - 1, -1, -1, device=x.device, dtype=torch.int64)
+        keys, inverse = torch.unique((x.long() * weights).sum(1), return_inverse=True)
+        contexts = torch.empty((len(keys), block), dtype=x.dtype, device=x.device)
+        contexts[inverse] = x  # every row of a context writes the same values
+    else:
+        contexts, inverse = torch.unique(x, dim=0, return_inverse=True)
     pairs, pair_count = torch.unique(inverse * vocab_size + y, return_counts=True)  # sorted by context
     totals = torch.bincount(inverse, minlength=len(contexts))
     return ContextCounts(contexts, totals, pairs // vocab_size, pairs % vocab_size, pair_count)

@@ -118,14 +118,22 @@ class Update:
 
 
 def to_wire(dataset: NamesDataset) -> NamesDataset:
-    """A shallow copy whose split tensors are numpy arrays (cheap to pickle)."""
+    """A shallow copy whose split tensors are numpy arrays of the smallest integer type the vocabulary fits.
+
+    Token ids as int64 made the lecture's splits 7.8 MB to pickle and send on every Start (~0.1 s of the click's
+    wait on this machine); as uint8 they are 1/8 of that. `from_wire` widens them back to int64.
+    """
     wire = copy.copy(dataset)
-    wire.splits = {k: (x.numpy(), y.numpy()) for k, (x, y) in dataset.splits.items()}
+    small = np.min_scalar_type(max(0, dataset.vocab.size - 1))
+    wire.splits = {k: (x.numpy().astype(small), y.numpy().astype(small)) for k, (x, y) in dataset.splits.items()}
     return wire
 
 
 def from_wire(dataset: NamesDataset) -> NamesDataset:
-    dataset.splits = {k: (torch.from_numpy(x), torch.from_numpy(y)) for k, (x, y) in dataset.splits.items()}
+    dataset.splits = {
+        k: (torch.from_numpy(x.astype(np.int64)), torch.from_numpy(y.astype(np.int64)))
+        for k, (x, y) in dataset.splits.items()
+    }
     return dataset
 
 
@@ -212,6 +220,7 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
     stop = suspend = False
     park = False  # a suspend asked for by the server to free a slot, not by a shutdown
     chunk = 1  # the first chunk is one step: its time is known (and shown) as soon as it ends
+    first_chunk = True
     out.status = RUNNING
     out.publish(trainer, force=True)
     while True:
@@ -283,7 +292,10 @@ def _train(trainer: Trainer, spec: WorkerSpec, commands: queue.Queue, out: _Publ
             out.status = FINISHED
             out.message = f"reached dev loss {result.evaluated.dev_loss:.4f} at step {trainer.step:,}"
             break
-        out.publish(trainer)
+        # The first step and the first evaluation go out at once (not up to PUBLISH_S later): they are what a
+        # user who just pressed Start is waiting for.
+        out.publish(trainer, force=first_chunk or (result.evaluated is not None and len(trainer.evals) == 1))
+        first_chunk = False
     _finish(trainer, out)
 
 

@@ -4,10 +4,12 @@ import math
 from types import SimpleNamespace
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from dashboard import analysis, charts
 from mlp_core.baselines import Baselines
+from mlp_core.config import TrainConfig
 from mlp_core.history import DecimatedSeries
 
 LECTURE = Baselines(uniform_loss=math.log(27), bigram_dev_loss=2.45, lecture_dev_loss=2.17)
@@ -65,9 +67,15 @@ def test_train_chart_from_long_history():
     refs = charts.reference_losses(LECTURE)
     fig = charts.train_chart(view, evals, best_step=200_000, best_dev=2.28, max_points=800, references=refs)
     names = [t.name for t in fig.data]
-    assert names[:3] == ["minibatch loss: min–max", "minibatch loss: mean", "minibatch loss: smoothed"]
+    # The band is two edges (the lower one filled up to the upper), then the curves.
+    assert names[:4] == [
+        "minibatch loss: max",
+        "minibatch loss: min–max",
+        "minibatch loss: mean",
+        "minibatch loss: smoothed",
+    ]
     assert "dev loss (whole split)" in names and any(n.startswith("best dev 2.2800") for n in names)
-    assert all(len(t.x) <= 1600 for t in fig.data)  # the band is a polygon: 2 x 800 points
+    assert all(len(t.y) <= 800 for t in fig.data)
     assert fig.layout.yaxis.type == "log"
     assert "step" in fig.layout.xaxis.title.text and "loss" in fig.layout.yaxis.title.text
     labels = [a.text for a in fig.layout.annotations]
@@ -75,9 +83,9 @@ def test_train_chart_from_long_history():
     assert any("2.17" in t for t in labels)
     lo, hi = fig.layout.yaxis.range
     assert 10**lo <= 2.17 and 10**hi >= losses.max()  # the data and every reference line are in view
-    smoothed = fig.data[2].y
+    smoothed = fig.data[3].y
     assert np.isfinite(smoothed).all()
-    assert smoothed[0] == pytest.approx(fig.data[1].y[0])  # the first point is itself: not pulled towards 0
+    assert smoothed[0] == pytest.approx(fig.data[2].y[0])  # the first point is itself: not pulled towards 0
 
 
 def test_train_chart_empty_and_single_point():
@@ -87,7 +95,7 @@ def test_train_chart_empty_and_single_point():
     series = DecimatedSeries()
     series.extend(0, np.array([3.3]))
     fig = charts.train_chart(series.view(), smoothing=0.5)
-    assert fig.data[2].y[0] == pytest.approx(3.3)
+    assert fig.data[3].y[0] == pytest.approx(3.3)
 
 
 def test_reference_losses_follow_the_data_and_the_lecture_line_only_on_the_lecture_data():
@@ -114,7 +122,7 @@ def test_the_init_spike_does_not_squeeze_the_interesting_range():
     assert 10 ** full.layout.yaxis.range[1] > 20  # the whole spike when asked for
     assert share(view) > 2 * share(full) and share(view) > 0.25  # 2.0-2.6 gets a real share of the height
     assert view.layout.xaxis.range[0] > 0  # the view starts after the spike...
-    assert len(view.data[0].x) == len(full.data[0].x)  # ...and the data is all still there (zoom out)
+    assert len(view.data[0].y) == len(full.data[0].y)  # ...and the data is all still there (zoom out)
     flat = charts.train_curve(*(np.array(a) for a in ([0, 100], [3.3, 3.0], [3.2, 2.9], [3.4, 3.1], [1, 1])))
     assert charts.spike_end(flat, LECTURE.uniform_loss) is None  # a scaled init has no spike: nothing skipped
 
@@ -209,3 +217,27 @@ def test_overlay_and_train_dev_figures():
     assert fig.layout.yaxis.type == "log" and list(fig.data[0].x) == [10, 100]
     fraction = charts.runs_overlay_figure(runs, x="fraction")
     assert list(fraction.data[0].x) == [0.05, 0.5] and "fraction" in fraction.layout.xaxis.title.text
+
+
+def test_the_live_figures_are_small_and_valid_plotly():
+    """The Train page's figures are resent on every refresh: built from plain dicts (no per-property validation),
+    losses as float32, evenly spaced steps as x0/dx, and a trimmed template; plotly must still accept them."""
+    rng = np.random.default_rng(3)
+    losses = 2.2 + 20 * np.exp(-np.arange(200_000) / 2000) + 0.2 * rng.random(200_000)
+    evals = [SimpleNamespace(step=s, dev_loss=2.3, train_loss=2.25) for s in range(1000, 200_001, 1000)]
+    fig = charts.train_chart(_history(losses), evals, 200_000, 2.3, references=charts.reference_losses(LECTURE))
+    lr = charts.lr_schedule_figure(TrainConfig(), 120_000)
+    for f in (fig, lr):
+        go.Figure(f.to_dict())  # raises on any key or value plotly would refuse
+        assert len(f.to_json()) < 16_000
+    curves = [t for t in fig.data if t.name.startswith("minibatch")]
+    assert all(t.x is None and t.x0 == 0 and t.dx > 0 for t in curves)
+    assert all(np.asarray(t.y).dtype == np.float32 for t in curves)
+    dev = next(t for t in fig.data if t.name.startswith("dev loss"))
+    assert (dev.x0, dev.dx) == (1000, 1000)
+
+
+def test_uneven_steps_keep_their_x():
+    x = charts._x_axis(np.array([0, 10, 20, 100]))
+    assert list(x["x"]) == [0, 10, 20, 100]
+    assert charts._x_axis(np.array([0, 64, 128, 176, 240])) == {"x0": 0, "dx": 60.0}  # one merge kink: x0/dx

@@ -374,3 +374,34 @@ def test_a_stop_shows_stopped_before_the_final_evaluation_ends(tiny_dataset, tin
     release.touch()
     assert job.wait(30)
     assert set(job.snapshot().final_losses) == {"train_loss", "dev_loss"}
+
+
+def _no_periodic_updates(trainer: Trainer) -> None:
+    """Worker hook: no update goes out on the PUBLISH_S clock, only the ones that are forced."""
+    from mlp_core import worker
+
+    worker.PUBLISH_S = 3600.0
+
+
+def test_the_first_step_and_the_first_evaluation_go_out_at_once(make_job):
+    """What a user who just pressed Start waits for is not held back until the next periodic update (issue 16)."""
+    job = make_job(steps=LONG, eval_every=50, worker_hook=_no_periodic_updates)
+    job.start()
+    wait_for(lambda: job.snapshot().step >= 1)
+    wait_for(lambda: len(job.snapshot().evals) == 1)
+    assert job.snapshot().evals[0].step == 50
+
+
+def test_a_dataset_travels_to_its_worker_small_and_comes_back_the_same(tiny_dataset):
+    """Token ids go to a worker in the smallest integer type (1/8 of int64 for 27 characters) and come back int64."""
+    import pickle
+
+    from mlp_core.worker import from_wire, to_wire
+
+    wire = to_wire(tiny_dataset)
+    assert all(x.dtype == np.uint8 and y.dtype == np.uint8 for x, y in wire.splits.values())
+    back = from_wire(pickle.loads(pickle.dumps(wire)))
+    for name, (x, y) in tiny_dataset.splits.items():
+        assert back.splits[name][0].dtype == torch.long and torch.equal(back.splits[name][0], x)
+        assert torch.equal(back.splits[name][1], y)
+    assert all(x.dtype == torch.long for x, _ in tiny_dataset.splits.values())  # the job's own copy untouched

@@ -276,3 +276,21 @@ def test_run_time_estimate_is_positive_and_skips_timing_a_huge_step(tiny_dataset
     assert estimate_run_seconds(huge, tiny_dataset) == pytest.approx(
         200_000 * flop_step_seconds(huge, tiny_dataset.vocab.size)
     )
+
+
+@pytest.mark.parametrize("vocab, block", [(27, 3), (27, 8), (5000, 8)])
+def test_context_counts_match_the_row_unique(vocab, block):
+    """The integer-key fast path gives the same distinct contexts (in the same order) and counts as unique(dim=0);
+    a vocabulary too large for the keys takes the row path."""
+    from mlp_core.trainer import context_counts
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, min(vocab, 4), (3000, block), generator=g)
+    x[::7, 0] = vocab - 1
+    y = torch.randint(0, vocab, (3000,), generator=g)
+    got = context_counts(x, y, vocab)
+    contexts, inverse = torch.unique(x, dim=0, return_inverse=True)
+    assert torch.equal(got.contexts, contexts)
+    assert torch.equal(got.totals, torch.bincount(inverse, minlength=len(contexts)))
+    pairs, count = torch.unique(inverse * vocab + y, return_counts=True)
+    assert torch.equal(got.pair_context, pairs // vocab) and torch.equal(got.pair_count, count)

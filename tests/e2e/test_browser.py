@@ -44,9 +44,10 @@ def dev_points(page) -> int:
             if (!plot || !plot.data) return -1;
             const dev = plot.data.find(t => (t.name || '').startsWith('dev loss'));
             if (!dev) return -1;
-            // plotly sends numeric arrays base64-encoded; the figure keeps the decoded array beside them
-            const x = dev.x._inputArray || dev.x;
-            return x.length;
+            // plotly sends numeric arrays base64-encoded; the figure keeps the decoded array beside them.
+            // y, not x: evenly spaced steps travel as x0/dx (dashboard/charts.py).
+            const y = dev.y._inputArray || dev.y;
+            return y.length;
         }"""
     )
 
