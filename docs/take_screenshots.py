@@ -107,6 +107,13 @@ def take_all(page: Page, url: str, tmp: Path) -> None:
     """Start a run and visit every page, taking its picture."""
     page.goto(url + RUN)
     button(page, "btn_start").click()
+    # A cold server's first Start can take many seconds on a busy machine: wait for the run and its chart.
+    page.locator(".st-key-run_status").get_by_text("running").first.wait_for(timeout=120_000)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.js-plotly-plot')].some(g => (g.data || []).some("
+        "t => (t.name || '').startsWith('dev loss')))",
+        timeout=120_000,
+    )
     settle(page, 8)  # some history, evaluations and embedding snapshots to show
     shoot(page, "train", ready=chart_is_current)
 
