@@ -64,9 +64,7 @@ def render(run: Run, settings: Settings) -> None:
             help="A new run of this session with the sidebar's settings but this one change set back to the "
             "lecture's; it appears in Train vs dev beside the others (the current run ends)",
         )
-        outcome = st.session_state.pop(ABLATE_OUTCOME, None)
-        if outcome is not None:
-            (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+        state.show_outcome(ABLATE_OUTCOME)
     with st.expander("Copy these settings as code"):
         path = _data_path(run, settings)
         st.caption("A command line (the CLI trains exactly these settings):")

@@ -519,6 +519,29 @@ def refresh_every(job: Any, idle: float | None = None) -> float | None:
     return YOUNG_REFRESH_S if young(job, snap) else REFRESH_S
 
 
+OUTCOME_KEEP_S = 5.0  # an action's outcome message stays this long after it is first shown
+
+
+def show_outcome(key: str) -> None:
+    """Show the outcome ("ok" | "error", message) a button's callback stored under `key`.
+
+    A start makes the page rerun by itself within a moment (the new job's status, its first dev point): a
+    message shown once and dropped would vanish before it could be read (seen in Chromium: "Loaded the best of
+    sweep-...", gone). It stays for OUTCOME_KEEP_S after it is first shown; a new outcome replaces it.
+    """
+    ss = st.session_state
+    item = ss.get(key)
+    if item is None:
+        return
+    now = time.monotonic()
+    first = item[2] if len(item) > 2 else now
+    if now - first > OUTCOME_KEEP_S:
+        ss.pop(key, None)
+        return
+    ss[key] = (item[0], item[1], first)
+    (st.success if item[0] == "ok" else st.error)(item[1])
+
+
 def fmt_loss(x: float) -> str:
     return f"{x:.4f}" if x is not None and math.isfinite(x) else "—"
 

@@ -125,9 +125,7 @@ else:
             help="A new run that starts from the best-dev weights, at the step they were evaluated, and trains to "
             f"step {snap.config.steps:,} with this run's settings and data (this run ends, as with Start)",
         )
-    outcome = ss.pop(state.BEST_TRAIN_OUTCOME, None)
-    if outcome is not None:
-        (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+    state.show_outcome(state.BEST_TRAIN_OUTCOME)
 
 st.subheader("Upload a checkpoint")
 uploaded = st.file_uploader("A .safetensors checkpoint saved here or by the CLI", key=state.CKPT_UPLOAD)
@@ -239,6 +237,4 @@ if ckpt is not None:
             disabled=not state.drives(run),
             help="A new run of this session from the checkpoint's weights (the current run ends, as with Start)",
         )
-    outcome = ss.pop(state.CKPT_TRAIN_OUTCOME, None)
-    if outcome is not None:
-        (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+    state.show_outcome(state.CKPT_TRAIN_OUTCOME)

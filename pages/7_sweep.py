@@ -295,6 +295,4 @@ if best is not None and not live:
     else:
         b2.caption("No best model file yet: it is written when the sweep ends (resume it to finish).")
 for key in (K_OUTCOME, K_RESUME_OUTCOME):
-    outcome = st.session_state.pop(key, None)
-    if outcome is not None:
-        (st.success if outcome[0] == "ok" else st.error)(outcome[1])
+    state.show_outcome(key)

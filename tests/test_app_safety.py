@@ -520,3 +520,19 @@ def test_a_newer_best_than_the_download_holds_is_said_next_to_it():
     captions = " | ".join(c.value for c in page.caption)
     assert f"holds the best weights as of step {held:,}" in captions and "Take the latest weights" in captions
     job.stop()
+
+
+def test_an_actions_message_survives_the_rerun_its_new_run_causes():
+    """ "Training on from step N ..." must still be there after the automatic rerun a new job triggers (its status,
+    its first dev point): shown once and dropped, it vanished before it could be read (seen in Chromium)."""
+    from test_app import app, train_tiny
+
+    at = app(data="builtin")
+    train_tiny(at)
+    page = at.switch_page("pages/5_checkpoints.py").run()
+    page.button(key="btn_best_continue").click().run()
+    assert "Training on from step" in " | ".join(s.value for s in page.success)
+    page.run()  # the rerun the new run's first refresh makes
+    assert "Training on from step" in " | ".join(s.value for s in page.success)
+    run_of_page = state.registry().get(page.session_state[state.RUN_ID])
+    run_of_page.job.stop()
