@@ -58,7 +58,9 @@ def _layout(fig: go.Figure, title: str, x_title: str, y_title: str, height: int 
         legend={"orientation": "h", "yanchor": "top", "y": -0.18, "xanchor": "left", "x": 0, "traceorder": "normal"},
         hovermode="closest",
         showlegend=True,  # even for one trace: the legend names what is plotted
-        template=LEAN_TEMPLATE,
+        # The full template here: with LEAN_TEMPLATE, Inside the network's live saturation heatmap drew blank in
+        # Chromium (no title, no image). LEAN_TEMPLATE stays for the Train page's prebuilt live figures.
+        template="plotly_white",
     )
     return fig
 

@@ -241,3 +241,18 @@ def test_uneven_steps_keep_their_x():
     x = charts._x_axis(np.array([0, 10, 20, 100]))
     assert list(x["x"]) == [0, 10, 20, 100]
     assert charts._x_axis(np.array([0, 64, 128, 176, 240])) == {"x0": 0, "dx": 60.0}  # one merge kink: x0/dx
+
+
+def test_house_style_figures_keep_plotlys_full_template():
+    """Figures drawn through _layout (every chart but the Train page's prebuilt live ones) keep plotly_white
+    whole: with the trimmed template, Inside the network's live saturation heatmap drew blank in Chromium."""
+    import numpy as np
+    import plotly.io as pio
+
+    from dashboard import diagnostics_charts as dc
+    from mlp_core.diagnostics import LayerStats
+
+    fields = {f: None for f in LayerStats.__dataclass_fields__}
+    layer = LayerStats(**{**fields, "name": "hidden 1", "neurons": 4, "saturation_map": np.eye(4, dtype=bool)})
+    fig = dc.saturation_map(layer)
+    assert fig.layout.template == pio.templates["plotly_white"]
