@@ -615,7 +615,8 @@ def test_a_sweep_is_seen_stopped_and_loaded_only_by_the_browser_that_started_it(
     b.run()
     assert mine.name in b.selectbox(key="sweep_view").options and old.name in b.selectbox(key="sweep_view").options
     b.button(key="btn_sweep_stop").click().run()
-    assert proc.wait(30) is not None  # B's own Stop reaches its driver
+    # Tune stops gracefully (trials end, state saved, Ray shut down): seen over 30 s in a loaded full suite.
+    assert proc.wait(120) is not None  # B's own Stop reaches its driver
 
 
 def test_a_dashboard_sweeps_words_go_with_it_and_after_the_retention_limit(page, monkeypatch):
