@@ -23,7 +23,16 @@ if run.job is None:
         "Choose a dataset and hyperparameters in the sidebar (or a preset), then press **Start**. "
         "The loss curves appear here and update live while the model trains in the background."
     )
-    lecture_panel.render(run, state.current_settings())
+    settings = state.current_settings()
+    # What Start will train with, drawn before it: this is also the page's first Plotly chart, so the browser
+    # loads plotly.js (1-3 s on a 2-core machine) while the user reads, not after the click, when the first
+    # dev point would wait for it (bench/bench_latency.py).
+    st.plotly_chart(
+        charts.lr_schedule_figure(settings.config, title="Learning-rate schedule these settings will train with"),
+        key="lr_schedule_preview",
+        config={"displaylogo": False},
+    )
+    lecture_panel.render(run, settings)
     st.stop()
 
 st.session_state.setdefault(state.SMOOTHING, 2)

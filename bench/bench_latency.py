@@ -3,7 +3,8 @@
 One dashboard server (`streamlit run app.py`, the browser tests' flags) and Chromium (/usr/bin/chromium via
 Playwright). The server is warmed first (a page run and a short run trained, so torch, plotly and the fork
 server are loaded), then each repeat opens the Train page in a fresh browser context with the lecture's
-config and `eval_every=200` and clicks Start, timing from the click to
+config and `eval_every=200`, waits until its charts are drawn (as they are when a user reads the page), and
+clicks Start, timing from the click to
   - the sidebar's status showing a step >= 1 ("status shows a step"), and
   - the Train page's chart holding a dev loss point (read from the Plotly graph's data in the page).
 With that run training, it then clicks every page link in turn (twice around), timing from the click to the
@@ -44,6 +45,10 @@ DEV_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].some(
   g => (g.data || []).some(t => (t.name || '').startsWith('dev loss')))"""  # the trace exists once a point does
 
 
+PREVIEW_DRAWN = """() => [...document.querySelectorAll('.st-key-lr_schedule_preview')].every(
+  c => c.querySelector('.js-plotly-plot'))"""
+
+
 def pct(xs: list[float], q: float) -> float:
     s = sorted(xs)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
@@ -70,6 +75,9 @@ def click_start(page) -> tuple[float, float]:
     start = page.locator(".st-key-btn_start button").first
     start.wait_for(timeout=120_000)
     page.wait_for_timeout(300)  # the page has settled (its first run's last deltas)
+    # ... and drawn its charts, as it has by the time a user reads it and clicks (the Train page's lr schedule
+    # preview; a checkout without one passes at once).
+    page.wait_for_function(PREVIEW_DRAWN, polling="raf", timeout=60_000)
     t0 = time.perf_counter()
     start.click()
     page.wait_for_function(STATUS_STEP, polling="raf", timeout=60_000)

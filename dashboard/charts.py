@@ -668,7 +668,9 @@ def lr_schedule_points(config, points: int = 200) -> tuple[np.ndarray, np.ndarra
     return step, np.array([lr_at(config, int(s)) for s in step])
 
 
-def lr_schedule_figure(config, current_step: int | None = None) -> go.Figure:
+def lr_schedule_figure(
+    config, current_step: int | None = None, title: str = "Learning-rate schedule"
+) -> go.Figure:
     """The learning rate the run uses at each step, with the current step marked."""
     step, lr = lr_schedule_points(config)
     traces = [
@@ -697,7 +699,7 @@ def lr_schedule_figure(config, current_step: int | None = None) -> go.Figure:
                 "hovertemplate": "step %{x:,}<br>lr %{y:.3g}<extra></extra>",
             }
         )
-    layout = layout_dict("Learning-rate schedule", "training step", "learning rate", height=300)
+    layout = layout_dict(title, "training step", "learning rate", height=300)
     layout["yaxis"] |= {"rangemode": "tozero", "tickformat": "~g"}
     layout["margin"] |= {"b": 40, "t": 50}
     return prebuilt_figure(traces, layout)

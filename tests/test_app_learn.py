@@ -180,6 +180,19 @@ def test_train_plots_the_learning_rate_schedule_with_the_current_step():
     assert max(_values(line["y"])) == pytest.approx(0.1) and min(_values(line["y"])) == pytest.approx(0.01)
 
 
+def test_before_start_train_shows_the_schedule_the_settings_will_train_with():
+    """Before Start, the Train page draws the lr schedule of the sidebar's settings (and so loads plotly.js in the
+    browser before the click, not after it); a change of the settings redraws it, with no "now" marker."""
+    at = app()
+    assert run_of(at).job is None
+    spec = chart(at, "lr_schedule_preview")
+    assert len(spec["data"]) == 1 and max(_values(spec["data"][0]["y"])) == pytest.approx(TrainConfig().lr)
+    at.sidebar.number_input(key="hp_lr").set_value(0.05).run()
+    spec = chart(at, "lr_schedule_preview")
+    assert max(_values(spec["data"][0]["y"])) == pytest.approx(0.05)
+    assert "peak lr 0.05" in spec["data"][0]["name"]
+
+
 def _values(array) -> list[float]:
     """A plotly array from a spec: a list, or numpy's base64 typed array."""
     if isinstance(array, dict):
