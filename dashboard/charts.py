@@ -668,9 +668,7 @@ def lr_schedule_points(config, points: int = 200) -> tuple[np.ndarray, np.ndarra
     return step, np.array([lr_at(config, int(s)) for s in step])
 
 
-def lr_schedule_figure(
-    config, current_step: int | None = None, title: str = "Learning-rate schedule"
-) -> go.Figure:
+def lr_schedule_figure(config, current_step: int | None = None, title: str = "Learning-rate schedule") -> go.Figure:
     """The learning rate the run uses at each step, with the current step marked."""
     step, lr = lr_schedule_points(config)
     traces = [
