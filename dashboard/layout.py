@@ -51,7 +51,7 @@ PAGES: tuple[Page, ...] = (
 )
 
 
-def setup_page(heading: str | None = None) -> Run:
+def setup_page(heading: str) -> Run:
     """Run first on every page: the page config, the links, the heading, this session's run, the sidebar, the URL.
 
     What needs no torch is drawn first: a fresh server imports torch (~1 s) on its first page run, and the
@@ -62,8 +62,7 @@ def setup_page(heading: str | None = None) -> Run:
     with st.sidebar:
         for page in PAGES:
             st.page_link(page.path, label=page.label, icon=page.icon)
-    if heading is not None:
-        st.title(heading)
+    st.title(heading)  # before the sidebar's ~60 widgets: a page switch shows where it went at once
     from mlp_core.ray_link import RayClusterError
 
     from . import sidebar, state  # here, after the first paint: they import torch

@@ -9,8 +9,7 @@ from mlp_core.lr_sweep import at_left_edge, default_range, lr_range_test
 from mlp_core.registry import CapacityError
 from mlp_core.tasks import BackgroundTask, in_worker
 
-layout.setup_page()
-st.title("Learning-rate range test")
+layout.setup_page("Learning-rate range test")
 st.markdown(
     "From a fresh init, take one minibatch step per candidate learning rate, with the rate growing "
     "exponentially (the lecture: 1,000 steps from 10⁻³ to 10⁰), and record each step's loss. The loss "

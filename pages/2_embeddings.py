@@ -8,8 +8,7 @@ from dashboard import analysis, datasets, embedding_charts, layout, state
 
 EMB_LATEST = "emb_latest_step"  # the newest snapshot's step at the last draw: a slider left there follows new ones
 
-layout.setup_page()
-st.title("Character embeddings")
+layout.setup_page("Character embeddings")
 run = state.current_run()
 if run.job is None:
     st.info("Train a model first (sidebar: **Start**): its embedding table C is shown here.")

@@ -10,8 +10,7 @@ from dashboard import actions, advice, charts, layout, run_table, state
 from mlp_core.baselines import baselines_for
 from mlp_core.store import StoreError
 
-layout.setup_page()
-st.title("Train vs dev")
+layout.setup_page("Train vs dev")
 st.session_state.setdefault(state.OVERLAY_X, "step")
 
 

@@ -7,8 +7,7 @@ from dashboard import analysis, layout, models, sample_charts, state
 from mlp_core.data import DatasetError
 from mlp_core.sampling import next_char_distribution, novelty, sample_names, score_word
 
-layout.setup_page()
-st.title("Sample names")
+layout.setup_page("Sample names")
 run = state.current_run()
 sources = models.available(run)
 if not sources:

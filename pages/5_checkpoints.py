@@ -42,8 +42,7 @@ def refresh_files() -> None:
     st.session_state.pop(state.CKPT_FILES, None)
 
 
-layout.setup_page()
-st.title("Checkpoints")
+layout.setup_page("Checkpoints")
 run = state.current_run()
 
 st.subheader("Download the current model")

@@ -19,8 +19,7 @@ from mlp_core.tasks import BackgroundTask, in_worker
 
 PLOT = {"displaylogo": False}
 
-layout.setup_page()
-st.title("Inside the network")
+layout.setup_page("Inside the network")
 st.caption(
     "What makemore part 3 looks at, measured on one fixed batch of training examples: is the first loss what "
     "a clueless model should score, do the tanh units saturate, how big are the gradients and the updates, "

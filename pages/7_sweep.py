@@ -43,8 +43,7 @@ def launcher() -> SweepLauncher:
     return SweepLauncher()
 
 
-layout.setup_page()
-st.title("Hyperparameter sweep")
+layout.setup_page("Hyperparameter sweep")
 st.markdown(
     "Many short trainings with settings drawn from the ranges below, run by **Ray Tune** on this machine "
     "(one CPU each); **ASHA** stops trials that are clearly behind at each evaluation so the budget goes to "

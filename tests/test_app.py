@@ -111,6 +111,23 @@ def test_every_page_renders_before_any_run():
     assert "tanh" in at.number_input(key="hp_hidden").help and "1 to 4,096" in at.number_input(key="hp_hidden").help
 
 
+def test_every_pages_heading_is_drawn_before_its_sidebar(monkeypatch):
+    """A page switch shows its heading first: the ~60 sidebar widgets (tens of ms to build and send) come after
+    it, not before (bench/bench_latency.py times the switch to the heading). Proved by a sidebar that fails."""
+    from dashboard import sidebar
+
+    at = app()
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("sidebar failed")
+
+    monkeypatch.setattr(sidebar, "render", broken)
+    for path, title in PAGES.items():
+        at.switch_page(path).run()
+        assert at.exception and "sidebar failed" in at.exception[0].value, path
+        assert [t.value for t in at.title] == [title], path
+
+
 def test_presets_fill_the_widgets_and_the_url():
     at = app()
     at.button(key="preset_fast").click().run()
