@@ -555,7 +555,7 @@ def _float(name: str, label: str, help_extra: str = "") -> None:
 
 
 def _range_error(name: str) -> None:
-    message = state.setting_errors().get(name)
+    message = state.widget_error(name)
     if message:
         st.error(f"{message} Start is refused until it is fixed.")
 

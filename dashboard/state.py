@@ -247,20 +247,48 @@ def apply_data(data: DataChoice) -> None:
     st.session_state[DATA_SEX] = data.sex
 
 
-def setting_errors() -> dict[str, str]:
+_MISSING = object()  # a widget not drawn yet (its key is not in session_state)
+
+
+def hp_values() -> dict[str, Any]:
+    """Each hyperparameter widget's value (field -> value), one lookup each: Streamlit resolves widget state on
+    every lookup (`in` then `[]`: ~25 us; `.get`: ~8 us), and the sidebar's range checks made ~600 of them a
+    page run (py-spy on the server during bench/bench_latency.py)."""
+    ss, values = st.session_state, {}
+    for name in field_names():
+        value = ss.get(HP + name, _MISSING)
+        if value is not _MISSING:
+            values[name] = value
+    return values
+
+
+def setting_errors(values: Mapping[str, Any] | None = None) -> dict[str, str]:
     """Each numeric widget whose value is out of its range (or not a number): field -> a one-line message.
 
     The number inputs have no min/max on purpose: with one, the browser keeps an out-of-range number on
     screen ("Press Enter to apply") but never sends it, so Start would train the previous value unseen.
     """
-    ss, errors = st.session_state, {}
-    for name, b in BOUNDS.items():
-        if HP + name in ss:
-            integer = isinstance(b.low, int) and isinstance(b.high, int)
-            error = range_error(FIELD_LABELS.get(name, name), ss[HP + name], *numeric_bounds(name), integer=integer)
-            if error:
-                errors[name] = error
+    values = hp_values() if values is None else values
+    errors = {}
+    for name in BOUNDS:
+        error = field_error(name, values.get(name, _MISSING))
+        if error:
+            errors[name] = error
     return errors
+
+
+def field_error(name: str, value: Any) -> str:
+    """ "" unless this numeric setting's value is out of its range (a value never set is no error)."""
+    if value is _MISSING:
+        return ""
+    b = BOUNDS[name]
+    integer = isinstance(b.low, int) and isinstance(b.high, int)
+    return range_error(FIELD_LABELS.get(name, name), value, *numeric_bounds(name), integer=integer)
+
+
+def widget_error(name: str) -> str:
+    """field_error of the widget of this setting as it holds it now."""
+    return field_error(name, st.session_state.get(HP + name, _MISSING))
 
 
 def range_error(label: str, value: Any, low: float, high: float, integer: bool = False) -> str:
@@ -282,8 +310,9 @@ def _num(x: Any) -> str:
 def current_settings() -> Settings:
     """The settings as the widgets hold them now; a field out of range keeps its default (see setting_errors)."""
     ss = st.session_state
-    bad = setting_errors()
-    values = {name: ss[HP + name] for name in field_names() if HP + name in ss and name not in bad}
+    values = hp_values()
+    bad = setting_errors(values)
+    values = {name: value for name, value in values.items() if name not in bad}
     try:
         config = from_dict(values)
     except ConfigError as exc:  # only reachable by editing session_state by hand

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, fields
 from typing import Any
@@ -133,7 +134,12 @@ def _fmt(x: float) -> str:
 
 
 def field_names() -> list[str]:
-    return [f.name for f in fields(TrainConfig)]
+    return list(_field_names())
+
+
+@functools.cache
+def _field_names() -> tuple[str, ...]:  # dataclasses.fields() is slow for a call made per widget per page run
+    return tuple(f.name for f in fields(TrainConfig))
 
 
 def to_dict(config: TrainConfig) -> dict[str, Any]:
