@@ -394,6 +394,7 @@ def test_the_first_step_and_the_first_evaluation_go_out_at_once(make_job):
 
 def test_a_dataset_travels_to_its_worker_small_and_comes_back_the_same(tiny_dataset):
     """Token ids go to a worker in the smallest integer type (1/8 of int64 for 27 characters) and come back int64."""
+    import copy
     import pickle
 
     from mlp_core.worker import from_wire, to_wire
@@ -405,3 +406,10 @@ def test_a_dataset_travels_to_its_worker_small_and_comes_back_the_same(tiny_data
         assert back.splits[name][0].dtype == torch.long and torch.equal(back.splits[name][0], x)
         assert torch.equal(back.splits[name][1], y)
     assert all(x.dtype == torch.long for x, _ in tiny_dataset.splits.values())  # the job's own copy untouched
+    # The word lists travel as one string each and come back as the same lists (an empty one included).
+    assert isinstance(wire.train_words, str) and isinstance(tiny_dataset.train_words, list)
+    for name in ("words", "train_words", "dev_words", "test_words"):
+        assert getattr(back, name) == getattr(tiny_dataset, name)
+    empty = copy.copy(tiny_dataset)
+    empty.test_words = []
+    assert from_wire(pickle.loads(pickle.dumps(to_wire(empty)))).test_words == []
