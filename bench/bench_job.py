@@ -34,6 +34,7 @@ from common import lecture_dataset, machine
 from mlp_core.config import TrainConfig
 from mlp_core.job import TrainingJob, warm_up
 from mlp_core.model import check_memory
+from mlp_core.processes import process_alive
 from mlp_core.trainer import Trainer
 
 LECTURE = TrainConfig(steps=10_000_000, device="cpu")
@@ -60,14 +61,6 @@ def memory_kb(pid: int) -> tuple[int, int]:
         if line.startswith("Pss:"):
             pss = int(line.split()[1])
     return rss, pss
-
-
-def gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 # ---------------------------------------------------------------------------- backend: worker process
@@ -106,7 +99,7 @@ class ProcessBackend:
         returned: list[float] = []
         stopper = threading.Thread(target=lambda: (job.stop(), returned.append(time.perf_counter() - t0)))
         stopper.start()
-        wait_until(lambda: gone(pid))
+        wait_until(lambda: not process_alive(pid))
         t_gone = time.perf_counter() - t0
         stopper.join()
         return f"{t_gone * 1000:.0f} ms ({returned[0] * 1000:.0f})"
@@ -191,7 +184,7 @@ class RayBackend:
         pid = self.pid(actor)
         t0 = time.perf_counter()
         self.ray.kill(actor, no_restart=True)
-        wait_until(lambda: gone(pid))
+        wait_until(lambda: not process_alive(pid))
         return f"{(time.perf_counter() - t0) * 1000:.0f} ms"
 
     def close(self) -> None:
@@ -230,7 +223,7 @@ def measure(backend, heavy: bool) -> dict[str, str]:
         pid = backend.pid(job)
         wait_until(lambda: memory_kb(pid)[0] > 2_000_000, timeout=300)  # its trainer is built and training
         time.sleep(1.0)  # inside its first step, which takes minutes here
-        assert not gone(pid)
+        assert process_alive(pid)
         row["stop mid-step (heavy)"] = backend.stop(job)
     return row
 

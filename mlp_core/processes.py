@@ -15,6 +15,7 @@ import multiprocessing.spawn as mp_spawn
 import threading
 import time
 import weakref
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -26,6 +27,21 @@ _LIVE_JOBS: weakref.WeakSet[TrainingJob] = weakref.WeakSet()
 
 
 SUSPEND_WAIT_S = 5.0  # at exit, how long tracked workers get (all together) to write their final checkpoints
+
+
+def process_start(pid: int) -> int | None:
+    """A process's start time in clock ticks since boot (/proc/<pid>/stat field 22); None when there is no such
+    process or it is a zombie. With the pid it names one process, never a later one that reuses the pid."""
+    try:  # the command name before ")" may hold spaces and parentheses
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else int(fields[19])  # fields[0] is field 3 (the state)
+
+
+def process_alive(pid: int | None) -> bool:
+    """True while the OS has a running (not zombie) process with this id."""
+    return pid is not None and process_start(pid) is not None
 
 
 @atexit.register

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .processes import process_start
+
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
 
@@ -88,15 +90,6 @@ def check_run_id(run_id: str) -> str:
     return run_id
 
 
-def process_start(pid: int) -> str:
-    """The start time of a process (clock ticks since boot, from /proc), "" if it is not running."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return ""
-    return stat.rsplit(")", 1)[-1].split()[19]  # field 22; the command name before ")" may hold spaces
-
-
 def liveness_tags(status: str) -> dict[str, str]:
     """Tags that let any reader tell a live run from one whose process died (heartbeat, host, pid + start)."""
     pid = os.getpid()
@@ -105,7 +98,7 @@ def liveness_tags(status: str) -> dict[str, str]:
         f"{TAG}heartbeat": f"{time.time():.1f}",
         f"{TAG}host": socket.gethostname(),
         f"{TAG}pid": str(pid),
-        f"{TAG}pid_start": process_start(pid),
+        f"{TAG}pid_start": str(process_start(pid)),
     }
 
 
@@ -115,7 +108,7 @@ def effective_status(tags: dict[str, str], now: float | None = None) -> str:
     if status not in LIVE_STATUSES:
         return status
     if tags.get(f"{TAG}host") == socket.gethostname() and tags.get(f"{TAG}pid", "").isdigit():
-        alive = process_start(int(tags[f"{TAG}pid"])) == tags.get(f"{TAG}pid_start")
+        alive = str(process_start(int(tags[f"{TAG}pid"]))) == tags.get(f"{TAG}pid_start")
         return status if alive else "interrupted"
     try:
         beat = float(tags.get(f"{TAG}heartbeat", "0"))

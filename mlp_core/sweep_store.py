@@ -23,6 +23,7 @@ from typing import Any
 from . import data
 from .config import BOUNDS, PRESETS, TrainConfig, preset
 from .model import check_memory
+from .processes import process_start
 from .sweep_space import Param, SweepError, check_space, largest_config, parse_param
 
 SETTINGS_FILE = "sweep.json"
@@ -159,16 +160,6 @@ def sweep_words(sweep_dir: str | Path) -> list[str]:
         return data.load_words(own)
     settings = load_settings(sweep_dir)
     return data.load_words(settings.data) if settings.data else data.builtin_words()
-
-
-def process_start(pid: int) -> int | None:
-    """A process's start time in clock ticks since boot (/proc/<pid>/stat field 22), None when there is no such
-    process or it is a zombie: with the pid it names one process, never a later one that reuses the pid."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return None if fields[0] in ("Z", "X") else int(fields[19])  # fields[0] is field 3 (the state)
 
 
 def driver_alive(summary: dict[str, Any]) -> bool | None:

@@ -29,6 +29,7 @@ from mlp_core.checkpoint import CheckpointError, checkpoint_bytes, load_checkpoi
 from mlp_core.config import TrainConfig
 from mlp_core.job import TrainingJob
 from mlp_core.model import build_model
+from mlp_core.processes import process_alive
 from mlp_core.registry import CapacityError, RunRegistry
 from mlp_core.trainer import Trainer, estimate_step_seconds
 
@@ -43,17 +44,6 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 60.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("condition not reached")
         time.sleep(0.005)
-
-
-def process_alive(pid: int | None) -> bool:
-    """True while the OS has a running (not zombie) process with this id."""
-    if pid is None:
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
 
 
 @pytest.fixture

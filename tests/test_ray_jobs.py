@@ -13,13 +13,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from mlp_core import ray_link
 from mlp_core.config import TrainConfig
 from mlp_core.job import TrainingJob, warm_up
+from mlp_core.processes import process_alive
 from mlp_core.ray_link import RayClusterError, RayLink
 from mlp_core.recorder import Tracking
 from mlp_core.registry import RunRegistry
@@ -38,14 +38,6 @@ def wait_for(predicate: Callable[[], object], timeout: float = 120.0, what: str 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.01)
-
-
-def gone(pid: int) -> bool:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
 
 
 def alive_nodes() -> list[dict]:
@@ -154,7 +146,7 @@ def test_a_job_trains_in_an_actor_on_a_node_and_obeys_every_command(cluster, tin
     snap = job.snapshot()
     assert snap.status == "stopped" and snap.message.startswith("stopped at step") and not job.live
     assert snap.final_losses is not None  # the actor's last words: the full-split losses of its final weights
-    wait_for(lambda: gone(pid), what="the actor's process to end")  # its CPU is free for the next job
+    wait_for(lambda: not process_alive(pid), what="the actor's process to end")  # its CPU is free for the next job
     assert no_training_here == [], "the server process ran training steps"
 
 
@@ -177,7 +169,7 @@ def test_a_lost_node_interrupts_the_run_and_resume_goes_on_from_its_checkpoint_o
     wait_for(lambda: (job.snapshot().checkpoint_step or 0) > 0, what="a resume checkpoint")
     lost_node, lost_pid = job._proc.node_id, job.pid
     cluster.kill_node(worker)  # SIGKILL to its raylet, its actor and every other process of that node
-    wait_for(lambda: gone(lost_pid), what="the lost node's actor to be gone")
+    wait_for(lambda: not process_alive(lost_pid), what="the lost node's actor to be gone")
 
     assert job.wait(120)
     snap = job.snapshot()

@@ -345,14 +345,14 @@ def test_a_record_whose_process_died_reads_interrupted(home):
     run_id = store.create_run("r", {}, {})
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        from mlp_core.store import process_start
+        from mlp_core.processes import process_start
 
         store.set_tags(
             run_id,
             {
                 "mlp.status": "running",
                 "mlp.pid": str(child.pid),
-                "mlp.pid_start": process_start(child.pid),
+                "mlp.pid_start": str(process_start(child.pid)),
                 "mlp.host": os.uname().nodename,
                 "mlp.heartbeat": str(time.time()),
             },
