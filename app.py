@@ -83,6 +83,8 @@ def live_view(run_id: str, live: bool, smoothing: float, skip_spike: bool) -> No
     elif len(snap.train_history) == 0:
         # No step has finished yet (a big model's first steps can take minutes): no empty axes meanwhile.
         st.info(f"**{snap.status}**: the first steps are under way; the loss curve appears after the first of them.")
+    elif state.curves_wait(job, snap):
+        st.container(height=charts.HEIGHT, border=False)  # the chart's place, kept: its curve comes in 0.25 s
     else:
         baselines = baselines_for(job.dataset)
         fig = charts.train_chart(
@@ -115,8 +117,11 @@ def lr_view(run_id: str) -> None:
     run = state.run_by_id(run_id)
     if run is None or run.job is None:
         return
-    snap = run.job.snapshot()
-    if len(snap.train_history):  # beside the loss curve (not before it: no chart while nothing has trained)
+    job = run.job
+    snap = job.snapshot()
+    # Beside the loss curve, not before it (no chart while nothing has trained); not while the run is young either:
+    # its first page run must draw fast (state.curves_wait), and the end of youth redraws the page.
+    if len(snap.train_history) and not state.young(job, snap):
         st.plotly_chart(
             charts.lr_schedule_figure(snap.config, snap.step), key="lr_schedule_chart", config={"displaylogo": False}
         )

@@ -92,6 +92,7 @@ REFRESH_S = 1.0  # live views refresh this often while a job trains
 # the first dev point show within a fraction of a second instead of after one or two full intervals.
 YOUNG_REFRESH_S, YOUNG_S = 0.25, 3.0
 YOUNG_SINCE = "young_since"  # (id of the job, when this session first saw it young)
+CURVES_SEEN = "curves_seen"  # id of the young job whose first live view has been drawn (see curves_wait)
 
 # The sidebar's label of every numeric setting: messages about a value name the field as the user sees it.
 FIELD_LABELS = {
@@ -536,6 +537,20 @@ def young(job: Any, snap: Any) -> bool:
     if seen is None or seen[0] != id(job):
         seen = st.session_state[YOUNG_SINCE] = (id(job), time.monotonic())
     return time.monotonic() - seen[1] < YOUNG_S
+
+
+def curves_wait(job: Any, snap: Any) -> bool:
+    """True once per young run and session: at its first live view (the page run right after Start), whose loss
+    chart then waits for the next refresh, YOUNG_REFRESH_S later (the lr chart waits while the run is young).
+
+    That page run redraws the whole page (sidebar, lecture panel); with the run's Plotly charts created in the
+    same browser frame, Chromium painted the status's first step ~0.3 s later (bench/bench_latency.py on 2 cores:
+    click -> step 0.85 -> 0.57 s median, the first dev point no later)."""
+    ss = st.session_state
+    if not young(job, snap) or ss.get(CURVES_SEEN) == id(job):
+        return False
+    ss[CURVES_SEEN] = id(job)
+    return True
 
 
 def refresh_every(job: Any, idle: float | None = None) -> float | None:
