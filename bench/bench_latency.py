@@ -45,8 +45,8 @@ DEV_DRAWN = """() => [...document.querySelectorAll('.js-plotly-plot')].some(
   g => (g.data || []).some(t => (t.name || '').startsWith('dev loss')))"""  # the trace exists once a point does
 
 
-PREVIEW_DRAWN = """() => [...document.querySelectorAll('.st-key-lr_schedule_preview')].every(
-  c => c.querySelector('.js-plotly-plot'))"""
+PREVIEW_DRAWN = """() => document.body.innerText.includes('The loss curves appear here')
+  && [...document.querySelectorAll('.st-key-lr_schedule_preview')].every(c => c.querySelector('.js-plotly-plot'))"""
 
 
 def pct(xs: list[float], q: float) -> float:
