@@ -108,7 +108,8 @@ def effective_status(tags: dict[str, str], now: float | None = None) -> str:
     if status not in LIVE_STATUSES:
         return status
     if tags.get(f"{TAG}host") == socket.gethostname() and tags.get(f"{TAG}pid", "").isdigit():
-        alive = str(process_start(int(tags[f"{TAG}pid"]))) == tags.get(f"{TAG}pid_start")
+        started = process_start(int(tags[f"{TAG}pid"]))
+        alive = started is not None and str(started) == tags.get(f"{TAG}pid_start")
         return status if alive else "interrupted"
     try:
         beat = float(tags.get(f"{TAG}heartbeat", "0"))

@@ -117,6 +117,9 @@ class Update:
     final_losses: dict[str, float] | None = None  # full-split losses of the final weights (finished runs)
 
 
+WORD_LISTS = ("words", "train_words", "dev_words", "test_words")  # sent as one newline-joined string each
+
+
 def to_wire(dataset: NamesDataset) -> NamesDataset:
     """A shallow copy whose split tensors are numpy arrays of the smallest integer type the vocabulary fits.
 
@@ -131,9 +134,6 @@ def to_wire(dataset: NamesDataset) -> NamesDataset:
     for name in WORD_LISTS:
         setattr(wire, name, "\n".join(getattr(dataset, name)))
     return wire
-
-
-WORD_LISTS = ("words", "train_words", "dev_words", "test_words")
 
 
 def from_wire(dataset: NamesDataset) -> NamesDataset:
